@@ -1,0 +1,44 @@
+"""The judge protocol: a batch of pairs in, one verdict per pair out.
+
+Every judge in the package (local model, replay, API) and every wrapper around a judge (both orders, cache, later
+escalation) satisfies :class:`Judge`, so wrappers compose freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .types import PairItem, Verdict
+
+__all__ = ["Judge", "check_verdicts"]
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Something that judges pairwise items, batch first.
+
+    Implementations must return exactly one :class:`Verdict` per item, in order, and report failures as verdict
+    states rather than raising for a single bad item.
+    """
+
+    judge_id: str
+    """Human-readable identity, e.g. ``pandalm:WeOpenML/PandaLM-7B-v1`` or ``replay:GPT-4``."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Everything that determines the judge's output (model and revision or weight hash, prompt template hash,
+        decoding settings), as a string. Equal fingerprints must mean interchangeable verdicts: the judgment cache
+        keys on it."""
+        ...
+
+    def __call__(self, items: Sequence[PairItem]) -> list[Verdict]:
+        """Judge every item; one verdict per item, same order."""
+        ...
+
+
+def check_verdicts(judge: Judge, items: Sequence[PairItem], verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Raise if a judge broke the one-verdict-per-item contract; wrappers call this on what they receive."""
+    if len(verdicts) != len(items):
+        raise RuntimeError(f"judge {judge.judge_id!r} returned {len(verdicts)} verdicts for {len(items)} items")
+    return list(verdicts)
