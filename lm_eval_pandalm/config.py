@@ -1,0 +1,92 @@
+"""Mapping YAML / dict configuration onto dataclasses, strictly.
+
+Configuration lives in dataclasses; YAML only fills them. An unknown key is an error that names the file, the key,
+the closest valid key and every valid key, because a misspelt option that is silently ignored produces results
+that look right and are not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["ConfigError", "dataclass_from_mapping", "load_yaml_mapping"]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or mapping does not fit its dataclass."""
+
+
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file that must contain a mapping at top level."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value at top level, got {type(data).__name__}")
+    return data
+
+
+def _check_type(value: Any, annotation: Any) -> bool:
+    """Loose runtime check of YAML scalars against a dataclass field annotation."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_check_type(value, arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple, typing.Sequence):
+        return isinstance(value, (list, tuple))
+    if origin in (dict, typing.Mapping):
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def dataclass_from_mapping(cls: type[T], data: Mapping[str, Any], *, source: str = "config") -> T:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys and values of the wrong type.
+
+    Args:
+        cls: A dataclass type.
+        data: Option name to value.
+        source: Where ``data`` came from (a file path), for error messages.
+
+    Raises:
+        ConfigError: Unknown key (with the closest valid key and the full list) or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{source}: unknown option {key!r} for {cls.__name__}.{hint} Valid options: {', '.join(sorted(fields))}"
+            )
+        if not _check_type(value, hints[key]):
+            raise ConfigError(f"{source}: option {key!r} = {value!r} is not of type {hints[key]}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None

@@ -1,0 +1,125 @@
+"""From a judge SPEC string to a ready judge.
+
+A SPEC is one of:
+
+* ``pandalm:<model id or path>``: a local PandaLM-format judge run with transformers;
+* ``replay:<name>``: recorded verdicts (``pandalm-7b``, ``gpt-3.5-turbo``, ``human``, ``GPT-4``, ``ChatGPT``,
+  ``LLaMA2``, optionally ``GPT-4/<LLMBar strategy>``, or a verdict JSONL written by ``pandalm judge``);
+* a path to a YAML judge config whose ``type`` key names the backend and whose other keys are fields of that
+  backend's config dataclass.
+
+Backends are imported only when used, so naming a replay judge never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, dataclass_from_mapping, load_yaml_mapping
+from ..judge import Judge
+
+__all__ = ["BACKENDS", "ReplayJudgeConfig", "make_judge"]
+
+
+@dataclass
+class ReplayJudgeConfig:
+    """Recorded verdicts served as a judge (YAML ``type: replay``)."""
+
+    name: str = dataclasses.field(metadata={"help": "Recorded judge: pandalm-7b, gpt-3.5-turbo, human, GPT-4, ..."})
+    strategy: str = dataclasses.field(
+        default="Vanilla_NoRules", metadata={"help": "LLMBar prompting strategy directory (LLMBar judges only)."}
+    )
+    benchmarks: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "Benchmarks whose recordings to search; default: all that carry the judge."}
+    )
+
+
+def _build_replay(config: ReplayJudgeConfig, data_dir: str | Path | None) -> Judge:
+    from .replay import replay_judge
+
+    return replay_judge(config.name, strategy=config.strategy, benchmarks=config.benchmarks, data_dir=data_dir)
+
+
+def _pandalm_config_cls() -> type:
+    from .pandalm_local import PandaLMJudgeConfig
+
+    return PandaLMJudgeConfig
+
+
+def _build_pandalm(config: Any, data_dir: str | Path | None) -> Judge:
+    from .pandalm_local import PandaLMJudge
+
+    return PandaLMJudge.from_config(config)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to configure and build one kind of judge."""
+
+    config_cls: Callable[[], type]
+    """Returns the backend's config dataclass (a callable so the backend module is imported lazily)."""
+    build: Callable[[Any, str | Path | None], Judge]
+    """Builds the judge from a config instance and the data directory."""
+    positional: str
+    """The config field that the part after ``<backend>:`` in a SPEC fills."""
+    cacheable: bool
+    """Whether verdicts cost something to compute, so the judgment cache should sit in front of it."""
+
+
+BACKENDS: dict[str, Backend] = {
+    "pandalm": Backend(config_cls=_pandalm_config_cls, build=_build_pandalm, positional="model", cacheable=True),
+    "replay": Backend(config_cls=lambda: ReplayJudgeConfig, build=_build_replay, positional="name", cacheable=False),
+}
+
+
+def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
+    """Backend name, config mapping and a description of where it came from."""
+    if spec.endswith((".yaml", ".yml")) and not spec.startswith(tuple(f"{name}:" for name in BACKENDS)):
+        data = load_yaml_mapping(spec)
+        backend = data.pop("type", None)
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"{spec}: key 'type' must be one of {', '.join(BACKENDS)} (got {backend!r}); it names the judge backend"
+            )
+        return backend, data, spec
+    backend, sep, rest = spec.partition(":")
+    if not sep or backend not in BACKENDS or not rest:
+        raise ConfigError(
+            f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, or a YAML judge "
+            f"config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
+        )
+    return backend, {BACKENDS[backend].positional: rest}, f"judge spec {spec!r}"
+
+
+def make_judge(
+    spec: str,
+    *,
+    data_dir: str | Path | None = None,
+    cache: str | Path | bool | None = None,
+) -> Judge:
+    """Build the judge a SPEC names.
+
+    Args:
+        spec: ``pandalm:<id or path>``, ``replay:<name>`` or a YAML judge config path (see module docs).
+        data_dir: Local mirror of the benchmark data (replay judges read recorded verdicts from it).
+        cache: Judgment cache for judges that cost something: a path, ``False`` to disable, ``None`` or ``True``
+            for the default (``PANDALM_CACHE_PATH`` / ``PANDALM_NO_CACHE``, see :mod:`lm_eval_pandalm.wrappers.cache`).
+
+    Returns:
+        A judge; model judges come wrapped in the judgment cache unless it is disabled.
+    """
+    backend_name, data, source = _parse_spec(spec)
+    backend = BACKENDS[backend_name]
+    config = dataclass_from_mapping(backend.config_cls(), data, source=source)
+    judge = backend.build(config, data_dir)
+    if not backend.cacheable or cache is False:
+        return judge
+
+    from ..wrappers.cache import maybe_cached
+
+    path = None if cache is None or cache is True else cache
+    return maybe_cached(judge, path=path, enabled=True if path is not None or cache is True else None)

@@ -1,0 +1,22 @@
+"""The README's commands are the ones CI runs: keep them from drifting apart."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme_blocks = _bash_blocks((ROOT / "README.md").read_text())
+    test_command = next(block for block in readme_blocks if "pytest" in block)
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+
+
+def test_readme_main_job_comes_first_and_installs():
+    first = _bash_blocks((ROOT / "README.md").read_text())[0]
+    assert first.startswith("pip install") and "pandalm meta" in first
