@@ -68,7 +68,7 @@ def _prediction(verdict: Verdict, *, unparsed_is_tie: bool = False) -> Label | N
 
 def _failed_by_state(verdicts: Sequence[Verdict], predictions: Sequence[Label | None]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for verdict, prediction in zip(verdicts, predictions):
+    for verdict, prediction in zip(verdicts, predictions, strict=True):
         if prediction is None:
             counts[verdict.state.value] = counts.get(verdict.state.value, 0) + 1
     return counts
@@ -111,13 +111,14 @@ def evaluate_judge(judge: Judge, items: Sequence[PairItem], gold: Sequence[Label
     first = [_prediction(j.first) for j in judgments]
     second = [_prediction(j.second) for j in judgments]
     n = len(items)
-    correct_per_order = sum(p == g for p, g in zip(first, gold)) + sum(p == g for p, g in zip(second, gold))
+    first_correct = sum(p == g for p, g in zip(first, gold, strict=True))
+    second_correct = sum(p == g for p, g in zip(second, gold, strict=True))
     return MetaResult(
         judge=judge.judge_id,
         protocol=protocol,
         report=classification_report(gold, predictions),
         failed_by_state=_failed_by_state(combined, predictions),
-        accuracy_order_avg=correct_per_order / (2 * n),
+        accuracy_order_avg=(first_correct + second_correct) / (2 * n),
         positional_agreement=sum(bool(j.consistent) for j in judgments) / n,
-        accuracy_first_order=sum(p == g for p, g in zip(first, gold)) / n,
+        accuracy_first_order=first_correct / n,
     )

@@ -62,7 +62,7 @@ def classification_report(gold: Sequence[Label], predicted: Sequence[Label | Non
         raise ValueError("cannot score an empty set of items")
     columns = [label.value for label in Label] + [FAILED]
     confusion = {label.value: dict.fromkeys(columns, 0) for label in Label}
-    for g, p in zip(gold, predicted):
+    for g, p in zip(gold, predicted, strict=True):
         confusion[g.value][p.value if p is not None else FAILED] += 1
 
     classes = [label.value for label in Label if any(g is label for g in gold)]
