@@ -165,10 +165,10 @@ class Verdict:
     def __post_init__(self) -> None:
         probs = (self.p_first, self.p_second, self.p_tie)
         if self.state is VerdictState.OK:
-            if any(p is None for p in probs) or self.winner is None:
+            values = [p for p in probs if p is not None]
+            if len(values) != 3 or self.winner is None:
                 raise ValueError("a Verdict in state OK needs p_first, p_second, p_tie and winner")
-            total = sum(probs)  # type: ignore[arg-type]
-            if not math.isclose(total, 1.0, abs_tol=_PROB_TOLERANCE) or min(probs) < 0:  # type: ignore[type-var]
+            if not math.isclose(sum(values), 1.0, abs_tol=_PROB_TOLERANCE) or min(values) < 0:
                 raise ValueError(f"verdict probabilities must be >= 0 and sum to 1, got {probs}")
         elif any(p is not None for p in probs) or self.winner is not None:
             raise ValueError(f"a Verdict in state {self.state.value} has no winner and no probabilities")

@@ -114,7 +114,7 @@ def make_judge(
     """
     backend_name, data, source = _parse_spec(spec)
     backend = BACKENDS[backend_name]
-    config = dataclass_from_mapping(backend.config_cls(), data, source=source)
+    config: Any = dataclass_from_mapping(backend.config_cls(), data, source=source)
     judge = backend.build(config, data_dir)
     if not backend.cacheable or cache is False:
         return judge
