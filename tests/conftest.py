@@ -1,0 +1,33 @@
+"""Shared test fixtures. Tests run offline: Hugging Face and the data layer never touch the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Set at import time, before any test module imports huggingface_hub / datasets (they read these once).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+# The offline mirror of the upstream data files, beside the checkout: <root>/../shared/data.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The shared offline data mirror (laid out as ``<owner>/<repo>/<path>``); skips the test when it is absent."""
+    if not SHARED_DATA_DIR.is_dir():
+        pytest.skip(f"shared data mirror not found at {SHARED_DATA_DIR}")
+    return SHARED_DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point the data layer at the shared mirror and at a fresh, empty user cache for every test."""
+    if SHARED_DATA_DIR.is_dir():
+        monkeypatch.setenv("PANDALM_DATA_DIR", str(SHARED_DATA_DIR))
+    else:
+        monkeypatch.delenv("PANDALM_DATA_DIR", raising=False)
+    monkeypatch.setenv("PANDALM_CACHE_DIR", str(tmp_path_factory.mktemp("pandalm-cache")))
