@@ -51,9 +51,10 @@ def test_item_key_is_content_based_and_order_sensitive():
     assert a.key == b.key
     assert a.swapped().key != a.key
     assert a.swapped().swapped() == a
-    assert PairItem(instruction="i", response1="a", response2="b").id == PairItem(
-        instruction="i", response1="a", response2="b"
-    ).key
+    assert (
+        PairItem(instruction="i", response1="a", response2="b").id
+        == PairItem(instruction="i", response1="a", response2="b").key
+    )
 
 
 def test_item_refuses_non_string_fields():

@@ -1,0 +1,50 @@
+"""Benchmark collection (``bench_*.py`` files) and the summary of the verdict-path speed goals."""
+
+from __future__ import annotations
+
+import pytest
+
+_RESULTS = pytest.StashKey[dict]()
+
+SPEEDUP_GOAL = 100.0
+"""The verdict path must judge at least this many times more pairs per second than PandaLM's reference loop."""
+FLOOR_GOAL = 1.25
+"""The verdict path may take at most this many times the bare forward pass over the same prompts."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("python_files", "bench_*.py")
+    config.stash[_RESULTS] = {}
+
+
+@pytest.fixture(scope="session")
+def bench_results(request: pytest.FixtureRequest) -> dict:
+    """Median seconds and pair counts per benchmark, filled by the benchmarks, read by the summary."""
+    return request.config.stash[_RESULTS]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(_RESULTS, {})
+    if not results:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("verdict path goals")
+    for name, entry in results.items():
+        if not isinstance(entry, dict):
+            continue
+        per_pair = entry["median_s"] / entry["pairs"]
+        write(f"{name:>15}: median {entry['median_s']:.4f} s for {entry['pairs']} pairs = {per_pair * 1e3:.3f} ms/pair")
+    if "verdict_path" in results and "reference_loop" in results:
+        ours = results["verdict_path"]["median_s"] / results["verdict_path"]["pairs"]
+        theirs = results["reference_loop"]["median_s"] / results["reference_loop"]["pairs"]
+        speedup = theirs / ours
+        status = "met" if speedup >= SPEEDUP_GOAL else "NOT met"
+        write(f"pairs/s of verdict path / reference loop: {speedup:.0f}x (goal >= {SPEEDUP_GOAL:.0f}x: {status})")
+    if "verdict_path" in results and "forward_floor" in results:
+        ratio = results["verdict_path"]["median_s"] / results["forward_floor"]["median_s"]
+        status = "met" if ratio <= FLOOR_GOAL else "NOT met"
+        write(f"time of verdict path / forward floor, ratio of medians: {ratio:.3f} (goal <= {FLOOR_GOAL}: {status})")
+    if "interleaved_ratio" in results:
+        ratio = results["interleaved_ratio"]
+        status = "met" if ratio <= FLOOR_GOAL else "NOT met"
+        write(f"time of verdict path / forward floor, interleaved rounds: {ratio:.3f} (goal <= {FLOOR_GOAL}: {status})")
