@@ -31,3 +31,14 @@ def _data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     else:
         monkeypatch.delenv("PANDALM_DATA_DIR", raising=False)
     monkeypatch.setenv("PANDALM_CACHE_DIR", str(tmp_path_factory.mktemp("pandalm-cache")))
+    # A developer's own cache settings must not leak into the tests.
+    monkeypatch.delenv("PANDALM_CACHE_PATH", raising=False)
+    monkeypatch.delenv("PANDALM_NO_CACHE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random PandaLM-format judge (Llama + SentencePiece tokenizer) saved to disk once per session."""
+    from lm_eval_pandalm.testing.tiny_models import build_tiny_judge
+
+    return build_tiny_judge(tmp_path_factory.mktemp("tiny") / "judge")
