@@ -1,7 +1,9 @@
 """The ``pandalm`` command line.
 
-``pandalm meta``   evaluate a judge against human labels on a benchmark;
-``pandalm judge``  judge arbitrary pairs from a JSONL file.
+``pandalm meta``       evaluate a judge against human labels on a benchmark;
+``pandalm judge``      judge arbitrary pairs from a JSONL file;
+``pandalm score``      judge the samples of a finished ``lm_eval --log_samples`` run (two-stage scoring);
+``pandalm tasks-dir``  print the folder of the package's lm-eval tasks (for ``lm_eval --include_path``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,33 @@ def make_parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("--chunk-size", type=int, default=256, help="pairs judged and written per step")
     _add_common(judge)
+
+    score = sub.add_parser(
+        "score",
+        help="judge the samples of a finished lm_eval --log_samples run",
+        description="Two-stage scoring: judge an lm-eval run's logged samples without regenerating, and write a "
+        "results JSON in lm-eval's format plus one verdict line per sample.",
+    )
+    score.add_argument(
+        "--samples", required=True, metavar="PATH", help="a samples_*.jsonl, or the run's --output_path folder"
+    )
+    score.add_argument(
+        "--baseline",
+        metavar="SOURCE",
+        help="baselines when the documents carry none, or to replace them: self-instruct, a samples_*.jsonl, or a "
+        "JSONL with instruction, input, response",
+    )
+    score.add_argument(
+        "--protocol", default="both-orders", choices=("both-orders", "paper", "first-order"), help="how to judge"
+    )
+    score.add_argument("--output-path", metavar="DIR", help="where to write (default: beside the samples)")
+    _add_common(score)
+
+    sub.add_parser(
+        "tasks-dir",
+        help="print the package's lm-eval task folder",
+        description='Use as: lm_eval --include_path "$(pandalm tasks-dir)" --tasks pandalm_pairwise ...',
+    )
     return parser
 
 
@@ -155,6 +184,43 @@ def _run_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_score(args: argparse.Namespace) -> int:
+    import os
+
+    from .harness.score import score_samples
+
+    if args.no_cache:
+        os.environ["PANDALM_NO_CACHE"] = "1"
+    elif args.cache:
+        os.environ["PANDALM_CACHE_PATH"] = args.cache
+    result = score_samples(
+        args.samples,
+        args.judge,
+        baseline=args.baseline,
+        protocol=args.protocol,
+        output_path=args.output_path,
+        data_dir=args.data_dir,
+    )
+    for task, metrics in result.results["results"].items():
+        shown = ", ".join(
+            f"{name.split(',')[0]}={value:.4f}"
+            for name, value in metrics.items()
+            if name != "alias" and "_stderr" not in name and value is not None
+        )
+        print(f"{task}: {shown}")
+    print(f"results: {result.results_path}")
+    for path in result.verdict_paths.values():
+        print(f"verdicts: {path}")
+    return 0
+
+
+def _run_tasks_dir(args: argparse.Namespace) -> int:
+    from .task_configs import tasks_dir
+
+    print(tasks_dir())
+    return 0
+
+
 def _known_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input or environment: reported in one line, without a traceback."""
     from .config import ConfigError
@@ -179,10 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pandalm`` console script; returns the exit status."""
     args = make_parser().parse_args(argv)
     logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(getattr(args, "verbose", 0), 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
-    run = {"meta": _run_meta, "judge": _run_judge}[args.command]
+    run = {"meta": _run_meta, "judge": _run_judge, "score": _run_score, "tasks-dir": _run_tasks_dir}[args.command]
     try:
         return run(args)
     except _known_errors() as exc:

@@ -17,6 +17,6 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci_lines
 
 
-def test_readme_main_job_comes_first_and_installs():
+def test_readme_main_job_comes_first_and_is_the_lm_eval_run():
     first = _bash_blocks((ROOT / "README.md").read_text())[0]
-    assert first.startswith("pip install") and "pandalm meta" in first
+    assert first.startswith("pip install") and "lm-eval-pandalm" in first and "--tasks pandalm_pairwise" in first
