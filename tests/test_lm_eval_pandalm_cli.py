@@ -130,3 +130,35 @@ def test_user_include_path_comes_after_ours_so_it_wins(tmp_path):
 def test_pandalm_tasks_dir_prints_the_folder(capsys):
     assert pandalm_main(["tasks-dir"]) == 0
     assert capsys.readouterr().out.strip() == str(tasks_dir())
+
+
+def test_two_stage_generation_loads_no_judge_then_score_judges(
+    tmp_path, candidate_dir, tiny_judge_dir, shared_data_dir, monkeypatch
+):
+    monkeypatch.setenv("PANDALM_CACHE_PATH", str(tmp_path / "judgments.sqlite"))
+    out = tmp_path / "run"
+    # A judge that cannot be loaded: stage 1 must never try.
+    metadata = json.dumps({"judge": f"pandalm:{tmp_path / 'no-such-judge'}"})
+    lm_eval_pandalm_main(
+        [
+            "--model", "hf",
+            "--model_args", f"pretrained={candidate_dir},dtype=float32",
+            "--tasks", "pandalm_pairwise_generate",
+            "--metadata", metadata,
+            "--gen_kwargs", "max_gen_toks=8",
+            "--limit", "3",
+            "--output_path", str(out),
+            "--log_samples",
+        ]
+    )  # fmt: skip
+    samples = _only("samples_pandalm_pairwise_generate_*.jsonl", out)
+    assert all("baseline" in json.loads(line)["doc"] for line in samples.read_text().splitlines())
+
+    clear_judge_cache()
+    assert pandalm_main(["score", "--samples", str(out), "--judge", f"pandalm:{tiny_judge_dir}"]) == 0
+    scored = json.loads(_only("results_pandalm_score_*.json", out).read_text())
+    task = scored["results"]["pandalm_pairwise_generate"]
+    assert scored["n-samples"]["pandalm_pairwise_generate"] == {"original": 3, "effective": 3}
+    assert 0 <= task["pandalm_win_rate,pandalm"] <= 1 and task["pandalm_failed,pandalm"] == 0
+    assert task["pandalm_win_rate_stderr,pandalm"] is not None
+    clear_judge_cache()

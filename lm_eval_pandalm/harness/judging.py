@@ -226,11 +226,9 @@ def validate_judge_spec(spec: str, data_dir: str | Path | None = None) -> None:
         lm_eval_pandalm.config.ConfigError: The SPEC is not understood, or a YAML judge config has unknown keys or
             values of the wrong type.
     """
-    from ..config import dataclass_from_mapping
-    from ..judges.registry import BACKENDS, _parse_spec
+    from ..judges.registry import check_spec
 
-    backend, data, source = _parse_spec(spec)
-    dataclass_from_mapping(BACKENDS[backend].config_cls(), data, source=source)
+    check_spec(spec)
 
 
 def judge_for_spec(spec: str, data_dir: str | Path | None = None) -> Judge:

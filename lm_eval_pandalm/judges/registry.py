@@ -22,7 +22,7 @@ from typing import Any
 from ..config import ConfigError, dataclass_from_mapping, load_yaml_mapping
 from ..judge import Judge
 
-__all__ = ["BACKENDS", "ReplayJudgeConfig", "make_judge"]
+__all__ = ["BACKENDS", "ReplayJudgeConfig", "check_spec", "make_judge"]
 
 
 @dataclass
@@ -95,6 +95,24 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
     return backend, {BACKENDS[backend].positional: rest}, f"judge spec {spec!r}"
 
 
+def check_spec(spec: str) -> None:
+    """Check a SPEC (and a YAML judge config's keys and value types) without building the judge.
+
+    No model is loaded and no data is read, so callers can fail before an expensive run rather than after it.
+
+    Raises:
+        ConfigError: The SPEC is not understood, or the config has unknown keys or values of the wrong type.
+    """
+    _config_for(spec)
+
+
+def _config_for(spec: str) -> tuple[Backend, Any]:
+    """The backend a SPEC names and its validated config dataclass."""
+    backend_name, data, source = _parse_spec(spec)
+    backend = BACKENDS[backend_name]
+    return backend, dataclass_from_mapping(backend.config_cls(), data, source=source)
+
+
 def make_judge(
     spec: str,
     *,
@@ -112,9 +130,7 @@ def make_judge(
     Returns:
         A judge; model judges come wrapped in the judgment cache unless it is disabled.
     """
-    backend_name, data, source = _parse_spec(spec)
-    backend = BACKENDS[backend_name]
-    config: Any = dataclass_from_mapping(backend.config_cls(), data, source=source)
+    backend, config = _config_for(spec)
     judge = backend.build(config, data_dir)
     if not backend.cacheable or cache is False:
         return judge
