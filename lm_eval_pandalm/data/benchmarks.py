@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -272,15 +272,29 @@ def _pandalm_gold(reader: _RowReader, row: int, data: Mapping[str, Any]) -> tupl
     return top, raw
 
 
+_RowParser = Callable[[int, Mapping[str, Any], list[str]], tuple[PairItem, Label]]
+
+
+def _collect(rows: Sequence[Any], reader: _RowReader, parse_row: _RowParser) -> tuple[list[PairItem], list[Label]]:
+    """Run ``parse_row(row, data, coerced)`` on every row; rows whose responses were coerced are remembered."""
+    items: list[PairItem] = []
+    gold: list[Label] = []
+    for row, raw in enumerate(rows):
+        coerced: list[str] = []
+        item, label = parse_row(row, reader.obj(raw, row), coerced)
+        if coerced:
+            reader.coerced_rows.append(row)
+        items.append(item)
+        gold.append(label)
+    return items, gold
+
+
 def _parse_pandalm(
     rows: Sequence[Any], reader: _RowReader, name: str, id_prefix: str, require_idx: bool
 ) -> tuple[list[PairItem], list[Label]]:
-    items: list[PairItem] = []
-    gold: list[Label] = []
     seen_ids: dict[str, int] = {}
-    for row, raw in enumerate(rows):
-        data = reader.obj(raw, row)
-        coerced: list[str] = []
+
+    def parse_row(row: int, data: Mapping[str, Any], coerced: list[str]) -> tuple[PairItem, Label]:
         idx = data.get("idx")
         if idx is None and require_idx:
             raise reader.error(row, "idx", "missing")
@@ -308,42 +322,29 @@ def _parse_pandalm(
                 gold=label.value,
             ),
         )
-        if coerced:
-            reader.coerced_rows.append(row)
-        items.append(item)
-        gold.append(label)
-    return items, gold
+        return item, label
+
+    return _collect(rows, reader, parse_row)
 
 
 def _parse_autoj(rows: Sequence[Any], reader: _RowReader, name: str) -> tuple[list[PairItem], list[Label]]:
-    items: list[PairItem] = []
-    gold: list[Label] = []
-    for row, raw in enumerate(rows):
-        data = reader.obj(raw, row)
-        coerced: list[str] = []
+    def parse_row(row: int, data: Mapping[str, Any], coerced: list[str]) -> tuple[PairItem, Label]:
         label = reader.label(row, data, "label", _AUTOJ_LABELS, "0 = response 1 better, 1 = response 2 better, 2 = tie")
-        scenario = data.get("scenario")
         item = PairItem(
             instruction=reader.text(row, data, "prompt"),
             input="",
             response1=reader.response(row, data, "response 1", coerced),
             response2=reader.response(row, data, "response 2", coerced),
             id=f"{name}/{row}",
-            metadata=_meta(name, row, coerced, scenario=scenario, gold=label.value),
+            metadata=_meta(name, row, coerced, scenario=data.get("scenario"), gold=label.value),
         )
-        if coerced:
-            reader.coerced_rows.append(row)
-        items.append(item)
-        gold.append(label)
-    return items, gold
+        return item, label
+
+    return _collect(rows, reader, parse_row)
 
 
 def _parse_llmbar(rows: Sequence[Any], reader: _RowReader, name: str) -> tuple[list[PairItem], list[Label]]:
-    items: list[PairItem] = []
-    gold: list[Label] = []
-    for row, raw in enumerate(rows):
-        data = reader.obj(raw, row)
-        coerced: list[str] = []
+    def parse_row(row: int, data: Mapping[str, Any], coerced: list[str]) -> tuple[PairItem, Label]:
         label = reader.label(row, data, "label", _LLMBAR_LABELS, "1 = output_1 better, 2 = output_2 better")
         item = PairItem(
             instruction=reader.text(row, data, "input"),
@@ -353,11 +354,9 @@ def _parse_llmbar(rows: Sequence[Any], reader: _RowReader, name: str) -> tuple[l
             id=f"{name}/{row}",
             metadata=_meta(name, row, coerced, gold=label.value),
         )
-        if coerced:
-            reader.coerced_rows.append(row)
-        items.append(item)
-        gold.append(label)
-    return items, gold
+        return item, label
+
+    return _collect(rows, reader, parse_row)
 
 
 def _log_coerced(reader: _RowReader) -> None:
