@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .data.sources import JsonLinesError, iter_json_lines
 from .types import PairItem, Verdict
 
 __all__ = [
     "VerdictFileError",
     "item_from_dict",
     "item_to_dict",
+    "iter_json_objects",
     "read_pairs",
     "read_verdicts",
     "write_verdicts",
@@ -151,19 +153,17 @@ def write_verdicts(path: str | Path, items: Sequence[PairItem], verdicts: Sequen
             fh.flush()
 
 
-def _json_lines(path: Path):
+def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` per non-blank line; anything but a JSON object is a :class:`VerdictFileError`."""
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problem = f"not valid JSON: {exc.msg} at column {exc.colno}"
-                raise VerdictFileError(path, lineno, "<line>", problem) from exc
-            if not isinstance(value, dict):
-                raise VerdictFileError(path, lineno, "<line>", f"expected a JSON object, got {type(value).__name__}")
-            yield lineno, value
+        try:
+            for lineno, value in iter_json_lines(fh, path):
+                if not isinstance(value, dict):
+                    problem = f"expected a JSON object, got {type(value).__name__}"
+                    raise VerdictFileError(path, lineno, "<line>", problem)
+                yield lineno, value
+        except JsonLinesError as exc:
+            raise VerdictFileError(path, exc.line, "<line>", exc.problem) from exc
 
 
 def read_verdicts(path: str | Path) -> list[tuple[PairItem, Verdict]]:
@@ -180,7 +180,7 @@ def read_verdicts(path: str | Path) -> list[tuple[PairItem, Verdict]]:
     """
     path = Path(path)
     out: list[tuple[PairItem, Verdict]] = []
-    for lineno, record in _json_lines(path):
+    for lineno, record in iter_json_objects(path):
         for name in ("item", "verdict"):
             if not isinstance(record.get(name), dict):
                 problem = "missing" if name not in record else f"expected an object, got {type(record[name]).__name__}"
@@ -215,7 +215,7 @@ def read_pairs(path: str | Path) -> list[PairItem]:
     """
     path = Path(path)
     items: list[PairItem] = []
-    for lineno, record in _json_lines(path):
+    for lineno, record in iter_json_objects(path):
         try:
             items.append(item_from_dict(record))
         except _FieldError as exc:

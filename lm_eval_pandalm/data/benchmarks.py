@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..types import Label, PairItem
-from .sources import AUTOJ_REPO, LLMBAR_REPO, PANDALM_REPO, SourceFile, resolve, source_file
+from .sources import AUTOJ_REPO, LLMBAR_REPO, PANDALM_REPO, SourceFile, iter_json_lines, resolve, source_file
 
 __all__ = [
     "BENCHMARKS",
@@ -382,16 +382,8 @@ def _read_rows(path: Path) -> tuple[list[Any], list[int] | None]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON: {exc}") from exc
         return rows, None
-    rows, lines = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {lineno}: not valid JSON: {exc}") from exc
-        lines.append(lineno)
-    return rows, lines
+    numbered = list(iter_json_lines(text.splitlines(), path))
+    return [value for _, value in numbered], [lineno for lineno, _ in numbered]
 
 
 @functools.lru_cache(maxsize=32)

@@ -24,6 +24,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,11 @@ __all__ = [
     "ChecksumMismatchError",
     "DataError",
     "DataUnavailableError",
+    "JsonLinesError",
     "SourceFile",
     "cache_dir",
     "is_offline",
+    "iter_json_lines",
     "read_json",
     "read_jsonl",
     "read_jsonl_path",
@@ -485,15 +488,32 @@ def read_jsonl(file: SourceFile, data_dir: str | Path | None = None) -> list[Any
     return read_jsonl_path(path)
 
 
+class JsonLinesError(ValueError):
+    """A line of a JSON-lines file is not valid JSON; carries the file and the 1-based line."""
+
+    def __init__(self, path: str | Path, line: int, problem: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        super().__init__(f"{self.path}: line {line}: {problem}")
+
+
+def iter_json_lines(lines: Iterable[str], path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line; the one JSON-lines reader of the package.
+
+    Raises:
+        JsonLinesError: A line is not valid JSON (names ``path`` and the 1-based line).
+    """
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JsonLinesError(path, lineno, f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+
+
 def read_jsonl_path(path: str | Path) -> list[Any]:
     """Parse a JSON-lines file, one value per non-blank line; errors name the file and the 1-based line."""
-    rows: list[Any] = []
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {lineno}: not valid JSON: {exc}") from exc
-    return rows
+        return [value for _, value in iter_json_lines(fh, path)]

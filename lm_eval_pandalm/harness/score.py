@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..verdict_io import VerdictFileError
+from ..verdict_io import VerdictFileError, iter_json_objects
 from .judging import DEFAULT_PROTOCOL, JudgmentSummary, judge_against_baseline, summary_metrics
 from .pairwise import load_baselines
 from .winrate import HIGHER_IS_BETTER, METRICS
@@ -81,19 +81,12 @@ def read_samples(path: Path) -> SampleSet:
     match = _SAMPLES_NAME.match(path.name)
     task = match.group("task") if match else path.stem.removeprefix("samples_")
     rows, lines = [], []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise VerdictFileError(path, line_no, "(line)", f"not valid JSON: {exc.msg}") from None
-            for field in ("doc", "resps"):
-                if field not in row:
-                    raise VerdictFileError(path, line_no, field, "missing (is this an lm-eval samples file?)")
-            rows.append(row)
-            lines.append(line_no)
+    for line_no, row in iter_json_objects(path):
+        for field in ("doc", "resps"):
+            if field not in row:
+                raise VerdictFileError(path, line_no, field, "missing (is this an lm-eval samples file?)")
+        rows.append(row)
+        lines.append(line_no)
     return SampleSet(task=task, path=path, rows=rows, lines=lines)
 
 
