@@ -185,14 +185,8 @@ def _run_judge(args: argparse.Namespace) -> int:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    import os
-
     from .harness.score import score_samples
 
-    if args.no_cache:
-        os.environ["PANDALM_NO_CACHE"] = "1"
-    elif args.cache:
-        os.environ["PANDALM_CACHE_PATH"] = args.cache
     result = score_samples(
         args.samples,
         args.judge,
@@ -200,6 +194,7 @@ def _run_score(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         output_path=args.output_path,
         data_dir=args.data_dir,
+        cache=_cache_setting(args),
     )
     for task, metrics in result.results["results"].items():
         shown = ", ".join(

@@ -44,7 +44,9 @@ def use_judges(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, FakeJudge
 
     def install(judges: dict[str, FakeJudge]) -> None:
         real = judging.judge_for_spec
-        monkeypatch.setattr(judging, "judge_for_spec", lambda spec, data_dir=None: judges.get(spec) or real(spec))
+        monkeypatch.setattr(
+            judging, "judge_for_spec", lambda spec, data_dir=None, cache=None: judges.get(spec) or real(spec)
+        )
 
     return install
 

@@ -213,7 +213,7 @@ def summary_metrics(summary: JudgmentSummary) -> dict[str, float]:
 
 # -- judges named by SPEC -------------------------------------------------------------------------------------------
 
-_JUDGES: dict[tuple[str, str | None, tuple[str | None, ...]], Judge] = {}
+_JUDGES: dict[tuple[str, str | None, str | bool | None, tuple[str | None, ...]], Judge] = {}
 _JUDGES_LOCK = threading.Lock()
 
 
@@ -231,24 +231,30 @@ def validate_judge_spec(spec: str, data_dir: str | Path | None = None) -> None:
     check_spec(spec)
 
 
-def judge_for_spec(spec: str, data_dir: str | Path | None = None) -> Judge:
+def judge_for_spec(spec: str, data_dir: str | Path | None = None, cache: str | Path | bool | None = None) -> Judge:
     """The judge a SPEC names, built on first use and shared afterwards.
 
-    The judge comes from :func:`~lm_eval_pandalm.judges.registry.make_judge` with the default judgment cache (on
-    unless ``PANDALM_NO_CACHE`` says otherwise). It is kept for the life of the process and reused by every call with
-    the same SPEC, data directory and cache settings, so several lm-eval tasks judged in one run share one model.
+    The judge comes from :func:`~lm_eval_pandalm.judges.registry.make_judge` with the judgment cache ``cache`` (a
+    path, ``False`` for none, ``None`` for the default, which is on unless ``PANDALM_NO_CACHE`` says otherwise). It is
+    kept for the life of the process and reused by every call with the same SPEC, data directory and cache settings,
+    so several lm-eval tasks judged in one run share one model.
 
     Raises:
         lm_eval_pandalm.config.ConfigError: The SPEC is not understood.
     """
     from ..judges.registry import make_judge
 
-    key = (spec, None if data_dir is None else str(data_dir), tuple(os.environ.get(name) for name in _SETTINGS_ENV))
+    key = (
+        spec,
+        None if data_dir is None else str(data_dir),
+        cache if isinstance(cache, bool) or cache is None else str(cache),
+        tuple(os.environ.get(name) for name in _SETTINGS_ENV),
+    )
     with _JUDGES_LOCK:
         judge = _JUDGES.get(key)
         if judge is None:
             logger.info("building judge %s", spec)
-            judge = make_judge(spec, data_dir=data_dir, cache=None)
+            judge = make_judge(spec, data_dir=data_dir, cache=cache)
             _JUDGES[key] = judge
     return judge
 
@@ -276,6 +282,7 @@ def judge_against_baseline(
     protocol: str = DEFAULT_PROTOCOL,
     ids: Sequence[str] | None = None,
     data_dir: str | Path | None = None,
+    cache: str | Path | bool | None = None,
 ) -> list[JudgmentSummary]:
     """Judge each candidate response against the baseline response to the same instruction, in one batch.
 
@@ -289,6 +296,7 @@ def judge_against_baseline(
         protocol: One of :data:`PROTOCOLS`.
         ids: Optional id of each pair (carried on the :class:`~lm_eval_pandalm.types.PairItem` s).
         data_dir: Data mirror for judges that read data (replay judges); default ``$PANDALM_DATA_DIR``.
+        cache: Judgment cache for a judge given as a SPEC: a path, ``False`` for none, ``None`` for the default.
 
     Returns:
         One :class:`JudgmentSummary` per pair, in order. A judgment that fails is a summary in a failed state, never
@@ -331,7 +339,7 @@ def judge_against_baseline(
     if not items:
         return []
 
-    inner = judge_for_spec(judge, data_dir) if isinstance(judge, str) else judge
+    inner = judge_for_spec(judge, data_dir, cache) if isinstance(judge, str) else judge
     logger.info("judging %d responses against their baselines with %s (%s)", len(items), inner.judge_id, protocol)
     if protocol == "first-order":
         verdicts = check_verdicts(inner, items, inner(items))

@@ -139,6 +139,7 @@ def score_samples(
     protocol: str = DEFAULT_PROTOCOL,
     output_path: str | Path | None = None,
     data_dir: str | Path | None = None,
+    cache: str | Path | bool | None = None,
     bootstrap_iters: int = 100000,
 ) -> ScoreResult:
     """Judge every sample of a ``--log_samples`` run against its baseline and write lm-eval-style results.
@@ -152,6 +153,7 @@ def score_samples(
         protocol: ``both-orders`` (default), ``paper`` or ``first-order``.
         output_path: Folder for the outputs (default: the folder of the first samples file).
         data_dir: Data mirror (for ``self-instruct`` baselines and replay judges).
+        cache: Judgment cache: a path, ``False`` for none, ``None`` for the default (``PANDALM_CACHE_PATH`` ...).
         bootstrap_iters: Bootstrap iterations for the stderr (lm-eval's default).
 
     Returns:
@@ -198,6 +200,7 @@ def score_samples(
             baselines=baselines,
             protocol=protocol,
             data_dir=data_dir,
+            cache=cache,
         )
         results["results"][sample.task] = {"alias": sample.task, **_aggregate(summaries, bootstrap_iters)}
         results["higher_is_better"][sample.task] = dict(HIGHER_IS_BETTER)
