@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -231,22 +231,12 @@ def load_baselines(
         rows = read_jsonl_path(path)
     except (OSError, ValueError) as exc:
         raise BaselineError(f"baseline file {path}: {exc}") from None
-    responses = _responses_by_key(path, rows)
-    out = []
-    missing = []
-    for row in instructions:
-        response = responses.get(_key(row["instruction"], row["input"]))
-        if response is None:
-            missing.append(row)
-        else:
-            out.append(response)
+    out, missing = _lookup(instructions, _responses_by_key(path, rows))
     if missing:
-        shown = "; ".join(_short(row["instruction"]) for row in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise BaselineError(
             f"baseline file {path} has no response for {len(missing)} of the {len(instructions)} instructions "
-            f"(matched on instruction and input): {shown}{more}. Every document needs a baseline: a samples file must "
-            "come from a run over the whole task (without --limit)."
+            f"(matched on instruction and input): {_listing(missing)}. Every document needs a baseline: a samples "
+            "file must come from a run over the whole task (without --limit)."
         )
     return out
 
@@ -316,33 +306,52 @@ def _self_instruct_baselines(instructions: Sequence[Mapping[str, str]], data_dir
             raise BaselineError(f"{SELF_INSTRUCT_FILE.relpath}: line {line}: unexpected layout ({exc!r})") from None
         by_key[_key(entry[0], entry[1])] = entry[2]
 
-    out = []
-    missing = []
-    for row in instructions:
+    def known_mismatch(row: Mapping[str, str]) -> str | None:
         override = KNOWN_MISMATCHES.get(row.get("id", ""))
-        if override is not None:
-            instruction, input_, output = by_id[override]
-            theirs, ours = _key(instruction, input_), _key(row["instruction"], row["input"])
-            # The row lost its instruction or its input in PandaLM's copy: the other part must still agree.
-            if theirs[0] != ours[0] and theirs[1] != ours[1]:
-                raise BaselineError(
-                    f"{TEST_FILE.relpath}: {row['id']} was expected to match {override} of "
-                    f"{SELF_INSTRUCT_FILE.relpath} by instruction or by input, but matches neither"
-                )
-            out.append(output)
-            continue
-        response = by_key.get(_key(row["instruction"], row["input"]))
+        if override is None:
+            return None
+        instruction, input_, output = by_id[override]
+        theirs, ours = _key(instruction, input_), _key(row["instruction"], row["input"])
+        # The row lost its instruction or its input in PandaLM's copy: the other part must still agree.
+        if theirs[0] != ours[0] and theirs[1] != ours[1]:
+            raise BaselineError(
+                f"{TEST_FILE.relpath}: {row['id']} was expected to match {override} of "
+                f"{SELF_INSTRUCT_FILE.relpath} by instruction or by input, but matches neither"
+            )
+        return output
+
+    out, missing = _lookup(instructions, by_key, known_mismatch)
+    if missing:
+        raise BaselineError(
+            f"{len(missing)} of the {len(instructions)} PandaLM test instructions have no match in "
+            f"{SELF_INSTRUCT_FILE.relpath} (matched on instruction and input): {_listing(missing)}"
+        )
+    return out
+
+
+def _lookup(
+    instructions: Sequence[Mapping[str, str]],
+    responses: Mapping[tuple[str, str], str],
+    fixed: Callable[[Mapping[str, str]], str | None] | None = None,
+) -> tuple[list[str], list[Mapping[str, str]]]:
+    """Each row's response by (instruction, input), ``fixed(row)`` first when given; and the rows with none."""
+    out: list[str] = []
+    missing: list[Mapping[str, str]] = []
+    for row in instructions:
+        response = fixed(row) if fixed is not None else None
+        if response is None:
+            response = responses.get(_key(row["instruction"], row["input"]))
         if response is None:
             missing.append(row)
         else:
             out.append(response)
-    if missing:
-        shown = "; ".join(_short(row["instruction"]) for row in missing[:3])
-        raise BaselineError(
-            f"{len(missing)} of the {len(instructions)} PandaLM test instructions have no match in "
-            f"{SELF_INSTRUCT_FILE.relpath} (matched on instruction and input): {shown}"
-        )
-    return out
+    return out, missing
+
+
+def _listing(rows: Sequence[Mapping[str, str]], shown: int = 3) -> str:
+    """The first few rows' instructions, shortened, for an error message."""
+    text = "; ".join(_short(row["instruction"]) for row in rows[:shown])
+    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 # -- the dataset ----------------------------------------------------------------------------------------------------
