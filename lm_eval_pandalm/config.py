@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import PandaLMError
+
 __all__ = ["ConfigError", "dataclass_from_mapping", "load_yaml_mapping"]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(PandaLMError, ValueError):
     """A configuration file or mapping does not fit its dataclass."""
 
 

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from .types import PairItem, Verdict
 
-__all__ = ["Judge", "check_verdicts"]
+__all__ = ["Judge", "check_verdicts", "is_order_invariant"]
 
 
 @runtime_checkable
@@ -20,6 +20,11 @@ class Judge(Protocol):
 
     Implementations must return exactly one :class:`Verdict` per item, in order, and report failures as verdict
     states rather than raising for a single bad item.
+
+    A judge may also have a boolean ``order_invariant`` attribute: ``True`` declares that its verdict on a swapped
+    pair is always the flip of its verdict on the pair (a both-orders combination, human labels). Wrappers may then
+    reuse one order's verdict for the other; without the declaration a judge is taken to be order-sensitive, as
+    every single-pass model judge is (see :func:`is_order_invariant`).
     """
 
     judge_id: str
@@ -42,3 +47,15 @@ def check_verdicts(judge: Judge, items: Sequence[PairItem], verdicts: Sequence[V
     if len(verdicts) != len(items):
         raise RuntimeError(f"judge {judge.judge_id!r} returned {len(verdicts)} verdicts for {len(items)} items")
     return list(verdicts)
+
+
+def is_order_invariant(judge: object) -> bool:
+    """Whether ``judge`` declares that its verdict on a swapped pair is the flip of its verdict on the pair.
+
+    Only an explicit ``order_invariant = True`` counts: a judge that says nothing is order-sensitive.
+
+    >>> class Plain: ...
+    >>> is_order_invariant(Plain())
+    False
+    """
+    return getattr(judge, "order_invariant", False) is True

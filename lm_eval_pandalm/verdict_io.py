@@ -19,9 +19,10 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .data.sources import JsonLinesError, iter_json_lines
+from .errors import PandaLMError
 from .types import PairItem, Verdict
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "iter_json_objects",
     "read_pairs",
     "read_verdicts",
+    "verdict_record",
+    "write_verdict_lines",
     "write_verdicts",
 ]
 
@@ -39,7 +42,7 @@ logger = logging.getLogger(__name__)
 _ITEM_FIELDS = ("instruction", "input", "response1", "response2", "reference", "id", "metadata")
 
 
-class VerdictFileError(ValueError):
+class VerdictFileError(PandaLMError, ValueError):
     """A line of a verdict or pairs file that cannot be read; names the file, line and field."""
 
     def __init__(self, path: str | Path, line: int, field: str, problem: str) -> None:
@@ -123,12 +126,35 @@ def _ends_without_newline(path: Path) -> bool:
         return fh.read(1) != b"\n"
 
 
-def write_verdicts(path: str | Path, items: Sequence[PairItem], verdicts: Sequence[Verdict]) -> None:
-    """Append one line per (item, verdict) to a verdict JSONL file, flushing after every line.
+def verdict_record(item: PairItem, verdict: Verdict) -> dict[str, Any]:
+    """The JSON object of one verdict-file line.
 
-    Appending is safe for resuming: earlier lines are never rewritten, and if a crash left a partial last line,
-    a newline is written first so new records start on their own line (the partial line stays and is reported by
-    :func:`read_verdicts`).
+    The verdict's ``source`` (``cache``, ``cache-flipped``) is left out: it says how this run obtained the verdict,
+    not what the verdict is, and a file must not depend on what happened to be cached.
+    """
+    data = verdict.to_dict()
+    data.pop("source", None)
+    return {"id": item.id, "key": item.key, "item": item_to_dict(item), "verdict": data}
+
+
+def write_verdict_lines(handle: IO[str], items: Sequence[PairItem], verdicts: Sequence[Verdict]) -> None:
+    """Write one verdict line per (item, verdict) to an open text file, flushing after each.
+
+    Raises:
+        ValueError: ``items`` and ``verdicts`` differ in length.
+    """
+    if len(items) != len(verdicts):
+        raise ValueError(f"write_verdicts: {len(items)} items but {len(verdicts)} verdicts")
+    for item, verdict in zip(items, verdicts, strict=True):
+        handle.write(json.dumps(verdict_record(item, verdict), ensure_ascii=False, allow_nan=False) + "\n")
+    handle.flush()
+
+
+def write_verdicts(path: str | Path, items: Sequence[PairItem], verdicts: Sequence[Verdict]) -> None:
+    """Append one line per (item, verdict) to a verdict JSONL file.
+
+    Appending never rewrites earlier lines; if a crash left a partial last line, a newline is written first so new
+    records start on their own line (the partial line stays and is reported by :func:`read_verdicts`).
 
     Args:
         path: File to append to; created with its parent folders if needed.
@@ -147,10 +173,7 @@ def write_verdicts(path: str | Path, items: Sequence[PairItem], verdicts: Sequen
         if needs_newline:
             logger.warning("%s ended with a partial line; starting new records on a fresh line", path)
             fh.write("\n")
-        for item, verdict in zip(items, verdicts, strict=True):
-            record = {"id": item.id, "key": item.key, "item": item_to_dict(item), "verdict": verdict.to_dict()}
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            fh.flush()
+        write_verdict_lines(fh, items, verdicts)
 
 
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -21,7 +21,7 @@ from lm_eval_pandalm.wrappers import (
     default_cache_path,
     maybe_cached,
 )
-from lm_eval_pandalm.wrappers.cache import SCHEMA_VERSION
+from lm_eval_pandalm.wrappers.cache import SCHEMA_VERSION, CacheError
 
 ITEMS = [
     PairItem("Capital of France?", "Paris.", "It is Paris, on the Seine."),
@@ -61,9 +61,22 @@ def test_is_a_judge_with_the_inner_identity(cache_path: Path) -> None:
     assert fake.calls == 0
 
 
-def test_swapped_pair_is_served_flipped(cache_path: Path) -> None:
-    fake = FakeJudge(PreferLonger(position_bias=0.2))
+def test_swapped_pair_is_never_served_flipped_for_an_order_sensitive_judge(cache_path: Path) -> None:
+    fake = FakeJudge(PreferLonger(position_bias=0.5))
     judge = CachedJudge(fake, cache_path)
+    judge(ITEMS)
+    swapped = [item.swapped() for item in ITEMS]
+    served = judge(swapped)
+
+    assert fake.calls == 2
+    assert served == FakeJudge(PreferLonger(position_bias=0.5))(swapped)  # what the judge itself says, not a flip
+    assert (judge.hits, judge.flipped_hits) == (0, 0)
+
+
+def test_swapped_pair_is_served_flipped_for_an_order_invariant_judge(cache_path: Path) -> None:
+    fake = FakeJudge(PreferLonger(), order_invariant=True)
+    judge = CachedJudge(fake, cache_path)
+    assert judge.order_invariant
     original = judge(ITEMS)
     served = judge([item.swapped() for item in ITEMS])
 
@@ -74,7 +87,7 @@ def test_swapped_pair_is_served_flipped(cache_path: Path) -> None:
 
 def test_no_flipped_serving_when_the_batch_asks_for_both_orientations(cache_path: Path) -> None:
     item = ITEMS[0]
-    fake = FakeJudge(PreferLonger(position_bias=0.2))
+    fake = FakeJudge(PreferLonger(), order_invariant=True)
     judge = CachedJudge(fake, cache_path)
     [cached_verdict] = judge([item])
 
@@ -188,8 +201,119 @@ def test_database_settings_and_schema_version(cache_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(CacheError, match="newer") as raised:
         JudgmentCache(cache_path)
+    assert str(cache_path) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"this is not a database at all" * 100, "not a usable SQLite database"),
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "not a usable SQLite database"),
+    ],
+    ids=["text", "malformed"],
+)
+def test_a_file_that_is_not_a_cache_is_refused_naming_it_and_the_fix(
+    cache_path: Path, content: bytes, match: str
+) -> None:
+    cache_path.parent.mkdir(parents=True)
+    cache_path.write_bytes(content)
+    with pytest.raises(CacheError, match=match) as raised:
+        CachedJudge(FakeJudge(), cache_path)(ITEMS)
+    assert str(cache_path) in str(raised.value) and "--no-cache" in str(raised.value)
+
+
+def test_another_programs_database_is_refused(cache_path: Path) -> None:
+    cache_path.parent.mkdir(parents=True)
+    with sqlite3.connect(cache_path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(CacheError, match="tables: invoices"):
+        JudgmentCache(cache_path)
+
+
+def test_a_folder_as_the_cache_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CacheError, match="cannot be opened"):
+        JudgmentCache(tmp_path)
+
+
+def test_misses_are_judged_and_committed_chunk_by_chunk(cache_path: Path) -> None:
+    items = [PairItem(f"question {i}", "x" * i, "y" * (12 - i)) for i in range(12)]
+    crashing = FakeJudge(raise_on_calls={3})
+    judge = CachedJudge(crashing, cache_path, chunk_size=4)
+    with pytest.raises(FakeJudgeError):
+        judge(items)  # one call: the wrapper chunks it
+    judge.close()
+    assert [len(batch) for batch in crashing.batches] == [4, 4, 4]
+    with JudgmentCache(cache_path) as cache:
+        assert cache.count() == 8  # the two chunks judged before the crash
+
+    resumed = FakeJudge()
+    verdicts = CachedJudge(resumed, cache_path, chunk_size=4)(items)
+    assert resumed.items_seen == items[8:]
+    assert verdicts == from_cache(FakeJudge()(items[:8])) + FakeJudge()(items[8:])
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 8, 256])
+def test_verdicts_do_not_depend_on_chunk_size_or_cache_state(tmp_path: Path, chunk_size: int) -> None:
+    items = [PairItem(f"q{i}", "x" * (i % 5), "y" * (i % 3)) for i in range(20)]
+    items += [item.swapped() for item in items[::3]]  # both orders of some pairs
+    expected = FakeJudge(PreferLonger(position_bias=0.7))(items)
+    path = tmp_path / f"chunk{chunk_size}.sqlite"
+    for state in ("cold", "warm", "partly warm"):
+        if state == "partly warm":
+            with JudgmentCache(path) as cache, cache._connection() as conn:
+                conn.execute("DELETE FROM judgments WHERE rowid % 2 = 0")
+        judge = CachedJudge(FakeJudge(PreferLonger(position_bias=0.7)), path, chunk_size=chunk_size)
+        got = judge(items)
+        judge.close()
+        assert [replace(v, source=None) for v in got] == expected, state
+
+
+def test_a_lock_held_past_the_timeout_keeps_the_verdicts(cache_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    JudgmentCache(cache_path).close()
+    blocker = sqlite3.connect(cache_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        fake = FakeJudge()
+        judge = CachedJudge(fake, JudgmentCache(cache_path, busy_timeout_s=0.2), chunk_size=2)
+        verdicts = judge(ITEMS)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert verdicts == fake(ITEMS)[: len(ITEMS)]
+    assert judge.write_error is not None and str(cache_path) in str(judge.write_error)
+    assert "locked" in str(judge.write_error) and "--cache" in str(judge.write_error)
+    assert judge.stored == 0
+    assert sum("could not store verdicts" in r.message for r in caplog.records) == 1  # said once, not per chunk
+
+
+def test_a_full_disk_keeps_the_verdicts(cache_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = JudgmentCache(cache_path)
+    calls = []
+
+    def full(*args: object) -> int:
+        calls.append(args)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(cache, "put_many", full)
+    judge = CachedJudge(FakeJudge(), cache, chunk_size=1)
+    assert judge(ITEMS) == [replace(v, judge_id="fake") for v in FakeJudge()(ITEMS)]
+    assert len(calls) == 1  # later chunks are not tried again
+    assert "disk is full" in str(judge.write_error)
+
+
+def test_after_close_the_sqlite_file_alone_holds_everything(cache_path: Path, tmp_path: Path) -> None:
+    judge = CachedJudge(FakeJudge(), cache_path, chunk_size=1)
+    judge(ITEMS)
+    judge.close()
+    wal = cache_path.with_name(cache_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    alone = tmp_path / "copy" / "alone.sqlite"
+    alone.parent.mkdir()
+    alone.write_bytes(cache_path.read_bytes())
+    with JudgmentCache(alone) as copy:
+        assert copy.count() == len(ITEMS)
 
 
 def _judge_in_small_batches(path: str, worker: int, n_items: int, batch_size: int, start) -> None:

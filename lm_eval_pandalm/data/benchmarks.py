@@ -28,6 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import PandaLMError
 from ..types import Label, PairItem
 from .sources import AUTOJ_REPO, LLMBAR_REPO, PANDALM_REPO, SourceFile, iter_json_lines, resolve, source_file
 
@@ -53,7 +54,7 @@ _LLMBAR_LABELS = {1: Label.FIRST, 2: Label.SECOND}
 _ANNOTATOR_FIELD = re.compile(r"annotator(\d+)$")
 
 
-class BenchmarkFormatError(ValueError):
+class BenchmarkFormatError(PandaLMError, ValueError):
     """A benchmark row that cannot be read: names the file, the 0-based row, the field and what was wrong."""
 
     def __init__(self, source: str | Path, row: int, field: str, problem: str, line: int | None = None) -> None:

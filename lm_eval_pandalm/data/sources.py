@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import PandaLMError
+
 __all__ = [
     "COMMITS",
     "FIX_HINT",
@@ -208,7 +210,7 @@ _CHUNK = 1 << 16
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 
 
-class DataError(Exception):
+class DataError(PandaLMError):
     """Base class of the errors raised while locating or verifying a data file."""
 
 

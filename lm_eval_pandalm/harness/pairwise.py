@@ -42,6 +42,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..data.sources import PANDALM_REPO, SELF_INSTRUCT_REPO, read_json, read_jsonl, read_jsonl_path, source_file
+from ..errors import PandaLMError
 from .judging import DEFAULT_JUDGE, DEFAULT_PROTOCOL, check_protocol, validate_judge_spec
 
 __all__ = [
@@ -101,7 +102,7 @@ _OPTION_HELP = {
 _TYPO_CUTOFF = 0.75
 
 
-class BaselineError(ValueError):
+class BaselineError(PandaLMError, ValueError):
     """A baseline source cannot be read, or does not give every document a baseline response."""
 
 

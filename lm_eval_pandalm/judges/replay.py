@@ -33,6 +33,7 @@ from ..data.benchmarks import (
     load_benchmark,
 )
 from ..data.sources import FIX_HINT, PANDALM_REPO, DataUnavailableError, SourceFile, read_json, sha256_file, source_file
+from ..errors import PandaLMError
 from ..types import Label, PairItem, Verdict, VerdictState
 
 __all__ = [
@@ -66,7 +67,7 @@ _STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SHOW_MISSING = 5
 
 
-class MissingVerdictError(KeyError):
+class MissingVerdictError(PandaLMError, KeyError):
     """Some items have no recorded verdict in any source the replay judge searched."""
 
     def __init__(self, message: str, missing_ids: Sequence[str]) -> None:

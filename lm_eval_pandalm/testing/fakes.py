@@ -116,6 +116,8 @@ class FakeJudge:
             across processes for rule objects and module-level functions (not for lambdas' closures' contents).
         raise_on_calls: 1-based numbers of the calls on which to raise :class:`FakeJudgeError` instead of answering,
             to simulate a crash part-way through a run. The failing call is still recorded.
+        order_invariant: Declare the judge order-invariant (see :func:`~lm_eval_pandalm.judge.is_order_invariant`);
+            only true of a rule without position bias.
 
     Attributes:
         calls: How many times the judge has been called.
@@ -128,8 +130,10 @@ class FakeJudge:
         judge_id: str = "fake",
         fingerprint: str | None = None,
         raise_on_calls: Iterable[int] = (),
+        order_invariant: bool = False,
     ) -> None:
         self.rule: Rule = rule if rule is not None else PreferLonger()
+        self.order_invariant = order_invariant
         self.judge_id = judge_id
         self._fingerprint = fingerprint if fingerprint is not None else f"fake/{judge_id}/{_describe(self.rule)}"
         self.raise_on_calls = frozenset(raise_on_calls)

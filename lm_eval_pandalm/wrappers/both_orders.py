@@ -150,6 +150,9 @@ class BothOrdersJudge:
         ValueError: ``rule`` is not one of :data:`RULES`.
     """
 
+    order_invariant = True
+    """Both rules are symmetric in the two orders: the verdict on a swapped pair is the flip of the verdict on it."""
+
     def __init__(self, inner: Judge, rule: str = "average") -> None:
         self.inner = inner
         self.rule = _check_rule(rule)

@@ -9,18 +9,27 @@ Which verdicts are cached:
     the same input, and they were already paid for. ``ERROR`` verdicts are *not* stored: an exception or API failure
     is usually transient, so the next run should try again.
 
+Order:
+    A verdict is served only for the order it was judged in. A swapped pair's verdict is served flipped only when the
+    judge declares itself ``order_invariant`` (e.g. a both-orders combination, human labels): for an order-sensitive
+    judge the flip of its (2, 1) verdict is not what it would say about (1, 2), and serving it would make the
+    verdicts depend on what happened to be cached.
+
 Concurrency and crashes:
     The database runs in WAL mode with a busy timeout, so several processes (e.g. data-parallel workers) can share
-    one file, each through its own connection; readers never block the writer. Each batch of verdicts is written in
-    one ``BEGIN IMMEDIATE`` transaction, retried while another process holds the write lock, and committed before
-    the judge moves on, so a crash loses at most the batch in flight and a re-run judges only what is missing. WAL
-    needs a local filesystem (not NFS).
+    one file, each through its own connection; readers never block the writer. :class:`CachedJudge` sends the items
+    it must judge to the inner judge in chunks of at most ``chunk_size`` and commits each chunk's verdicts in one
+    ``BEGIN IMMEDIATE`` transaction before the next chunk starts, so a kill loses at most the chunk in flight and a
+    re-run judges only what is missing. A write that fails (read-only file, lock held past the timeout, disk full)
+    does not lose the verdicts: they are still returned, further writes are skipped, and :attr:`CachedJudge.write_error`
+    says what happened and how to fix it. Closing the cache checkpoints the write-ahead log into the ``.sqlite`` file,
+    which then holds everything on its own. WAL needs a local filesystem (not NFS).
 
 Settings come from the environment (the CLI maps ``--cache PATH`` / ``--no-cache`` onto them):
     ``PANDALM_CACHE_PATH`` (the file), else ``PANDALM_CACHE_DIR`` (its folder), else
     ``$XDG_CACHE_HOME/lm_eval_pandalm``, else ``~/.cache/lm_eval_pandalm``, with the file ``judgments.sqlite``;
-    ``PANDALM_NO_CACHE=1`` turns caching off. See :func:`default_cache_path`, :func:`cache_enabled` and
-    :func:`maybe_cached`.
+    ``PANDALM_NO_CACHE=1`` turns caching off; ``PANDALM_CHUNK_SIZE`` sets the default chunk size. See
+    :func:`default_cache_path`, :func:`cache_enabled` and :func:`maybe_cached`.
 """
 
 from __future__ import annotations
@@ -30,22 +39,28 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from ..judge import Judge, check_verdicts
+from ..errors import PandaLMError
+from ..judge import Judge, check_verdicts, is_order_invariant
 from ..types import Label, PairItem, Verdict, VerdictState
 
 __all__ = [
     "CACHEABLE_STATES",
+    "DEFAULT_CHUNK_SIZE",
     "SCHEMA_VERSION",
+    "CacheError",
     "CachedJudge",
     "JudgmentCache",
     "cache_enabled",
+    "cache_report",
     "cached",
+    "chunk_size_setting",
     "default_cache_path",
     "maybe_cached",
 ]
@@ -59,6 +74,11 @@ CACHEABLE_STATES = frozenset({VerdictState.OK, VerdictState.UNPARSED, VerdictSta
 """Verdict states worth keeping: deterministic and already paid for. ``ERROR`` is transient and is retried."""
 
 CACHE_FILENAME = "judgments.sqlite"
+
+DEFAULT_CHUNK_SIZE = 256
+"""Most items :class:`CachedJudge` hands the inner judge at once (and commits together); ``PANDALM_CHUNK_SIZE``."""
+
+_CACHE_FIX = "delete or move the file, point --cache (or PANDALM_CACHE_PATH) at another file, or use --no-cache"
 
 _DEFAULT_BUSY_TIMEOUT_S = 60.0
 # SQLite's limit on host parameters is 999 in old builds; stay well below it when looking keys up.
@@ -114,6 +134,15 @@ CREATE TABLE IF NOT EXISTS judgments (
 _INSERT = f"INSERT OR REPLACE INTO judgments ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
+class CacheError(PandaLMError):
+    """The judgment cache file cannot be used: not a database, malformed, newer schema, unwritable, locked."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+        """The cache file."""
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     if code is not None:
@@ -148,7 +177,8 @@ class JudgmentCache:
         busy_timeout_s: How long to wait for another process's write lock before giving up.
 
     Raises:
-        RuntimeError: The file was written by a newer version of this package (unknown schema version).
+        CacheError: The file is not a judgment cache (not a database, malformed, another program's database), was
+            written by a newer version of this package, or cannot be opened for writing.
     """
 
     def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = _DEFAULT_BUSY_TIMEOUT_S) -> None:
@@ -176,30 +206,60 @@ class JudgmentCache:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE ... COMMIT.
-        conn = sqlite3.connect(
-            str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        try:
+            # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE ... COMMIT.
+            conn = sqlite3.connect(
+                str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute("PRAGMA synchronous = NORMAL")
             self._retry_busy(lambda: self._migrate(conn))
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._unusable(exc) from exc
         except BaseException:
             conn.close()
             raise
         logger.debug("opened judgment cache %s", self.path)
         return conn
 
+    def _unusable(self, exc: sqlite3.Error) -> CacheError:
+        """A :class:`CacheError` naming the file, what SQLite said and the fix."""
+        message = str(exc)
+        if "not a database" in message or "malformed" in message:
+            what = "is not a usable SQLite database"
+        elif "readonly" in message or "read-only" in message:
+            what = "cannot be written"
+        elif "unable to open" in message:
+            what = "cannot be opened (is the path a folder, or its folder not writable?)"
+        elif "locked" in message or "busy" in message:
+            what = f"is locked by another process for more than {self.busy_timeout_s:g} s"
+        else:
+            what = "cannot be used"
+        return CacheError(f"judgment cache {self.path} {what} ({message}); {_CACHE_FIX}", path=str(self.path))
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise CacheError(
                 f"judgment cache {self.path} has schema version {version}, newer than this package's "
-                f"{SCHEMA_VERSION}; upgrade lm_eval_pandalm or point PANDALM_CACHE_PATH at another file"
+                f"{SCHEMA_VERSION}; upgrade lm_eval_pandalm, or point --cache (or PANDALM_CACHE_PATH) at another file",
+                path=str(self.path),
             )
+        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
+            tables = ", ".join(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            if "judgments" not in tables.split(", "):
+                raise CacheError(
+                    f"{self.path} is an SQLite database of something else (tables: {tables}), not a judgment cache; "
+                    f"{_CACHE_FIX}",
+                    path=str(self.path),
+                )
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have created the schema between the check above and taking the write lock.
@@ -250,7 +310,10 @@ class JudgmentCache:
                     f"SELECT {columns} FROM judgments "
                     f"WHERE fingerprint = ? AND item_key IN ({', '.join('?' * len(chunk))})"
                 )
-                rows = self._retry_busy(lambda q=query, c=chunk: conn.execute(q, (fingerprint, *c)).fetchall())
+                try:
+                    rows = self._retry_busy(lambda q=query, c=chunk: conn.execute(q, (fingerprint, *c)).fetchall())
+                except sqlite3.Error as exc:
+                    raise self._unusable(exc) from exc
                 for row in rows:
                     found[row[0]] = _row_to_verdict(row[1:])
         return found
@@ -278,6 +341,10 @@ class JudgmentCache:
 
         Returns:
             How many verdicts were stored.
+
+        Raises:
+            sqlite3.Error: The write failed (read-only file, lock held past the timeout, disk full); nothing of
+                this call is stored.
         """
         now = time.time()
         rows = [
@@ -306,9 +373,16 @@ class JudgmentCache:
     # -- lifetime --------------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection; using the cache afterwards reopens it."""
+        """Checkpoint the write-ahead log into the database file and close the connection.
+
+        Afterwards the ``.sqlite`` file alone holds every verdict. Using the cache again reopens it.
+        """
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # another process still reading: it checkpoints when it closes
+                    logger.debug("judgment cache %s: checkpoint skipped (%s)", self.path, exc)
                 self._conn.close()
             self._conn = None
 
@@ -327,45 +401,70 @@ class JudgmentCache:
 class CachedJudge:
     """A judge that answers from a :class:`JudgmentCache` where it can and asks its inner judge for the rest.
 
-    It has the inner judge's ``judge_id`` and ``fingerprint``: caching does not change what the verdicts are.
+    It has the inner judge's ``judge_id``, ``fingerprint`` and ``order_invariant``: caching does not change what the
+    verdicts are. The verdict of an item is the same whatever the chunk size, whatever else is in the batch and
+    whatever is already cached.
 
     For each batch, every item is looked up under ``(inner.fingerprint, item.key)``:
 
     * an exact hit is served with ``source="cache"``;
-    * otherwise, if the swapped pair ``item.swapped().key`` is cached, that verdict is served ``.flipped()`` with
-      ``source="cache-flipped"`` -- *unless the same batch also asks for the swapped orientation of the pair*, as
-      :class:`~lm_eval_pandalm.wrappers.both_orders.BothOrdersJudge` does. Serving one orientation as the flip of
-      the other would then make the two orders agree by construction and fake positional consistency, so for such
-      pairs only exact-order hits count;
-    * the remaining items (misses) are deduplicated by key and sent to the inner judge in one call; its verdicts are
-      stored (see :data:`CACHEABLE_STATES`) before this call returns.
+    * otherwise, only if the inner judge is order-invariant (see :func:`~lm_eval_pandalm.judge.is_order_invariant`)
+      and the batch does not also ask for the other orientation, the swapped pair's entry is served ``.flipped()``
+      with ``source="cache-flipped"``;
+    * the remaining items (misses) are deduplicated by key and sent to the inner judge in chunks of at most
+      ``chunk_size``, each chunk's verdicts stored (see :data:`CACHEABLE_STATES`) before the next chunk starts.
 
-    Verdicts come back in input order. If the inner judge raises, nothing of that batch is stored and the exception
-    propagates; earlier batches are already committed.
+    Verdicts come back in input order. If the inner judge raises, the chunks already judged stay stored and the
+    exception propagates. If storing fails, the verdicts are still returned, later chunks are not stored either, and
+    :attr:`write_error` holds a :class:`CacheError` naming the file and the fix (also logged once).
 
     Args:
         inner: The judge to ask on misses.
         cache: A :class:`JudgmentCache`, or the path of its file (the wrapper then owns and closes it).
+        chunk_size: Most items per inner call and per commit; ``None`` reads ``PANDALM_CHUNK_SIZE`` (default
+            :data:`DEFAULT_CHUNK_SIZE`).
+        show_progress: Show a progress bar over the items to judge when there is more than one chunk.
 
     Attributes:
         hits: Items served from an exact-order cache entry (cumulative).
-        flipped_hits: Items served from the swapped pair's entry, flipped (cumulative).
+        flipped_hits: Items served from the swapped pair's entry, flipped (cumulative; order-invariant judges only).
         misses: Distinct items sent to the inner judge (cumulative); in-batch duplicates of a miss count once.
+        stored: Verdicts written to the cache by this wrapper (cumulative).
+        write_error: Why storing failed, or ``None``.
     """
 
-    def __init__(self, inner: Judge, cache: JudgmentCache | str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        inner: Judge,
+        cache: JudgmentCache | str | os.PathLike[str],
+        *,
+        chunk_size: int | None = None,
+        show_progress: bool = True,
+    ) -> None:
         self.inner = inner
         self.judge_id = inner.judge_id
+        self.chunk_size = chunk_size_setting() if chunk_size is None else chunk_size
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        self.show_progress = show_progress
         self._owns_cache = not isinstance(cache, JudgmentCache)
         self.cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(cache)
         self.hits = 0
         self.flipped_hits = 0
         self.misses = 0
+        self.stored = 0
+        self.write_error: CacheError | None = None
+        _LIVE.add(self)
 
     @property
     def fingerprint(self) -> str:
         """The inner judge's fingerprint."""
         return self.inner.fingerprint
+
+    @property
+    def order_invariant(self) -> bool:
+        """The inner judge's :func:`~lm_eval_pandalm.judge.is_order_invariant`."""
+        return is_order_invariant(self.inner)
 
     def __call__(self, items: Sequence[PairItem]) -> list[Verdict]:
         """Judge every item, from the cache where possible; one verdict per item, same order."""
@@ -374,10 +473,13 @@ class CachedJudge:
             return []
         fingerprint = self.inner.fingerprint
         keys = [item.key for item in items]
-        swapped_keys = [item.swapped().key for item in items]
         requested = set(keys)
-        # A swapped entry may serve an item only when the batch does not ask for that orientation itself.
-        flip_candidates = {sk for sk in swapped_keys if sk not in requested}
+        flip_candidates: set[str] = set()
+        swapped_keys: list[str | None] = [None] * len(items)
+        if self.order_invariant:
+            swapped_keys = [item.swapped().key for item in items]
+            # A swapped entry may serve an item only when the batch does not ask for that orientation itself.
+            flip_candidates = {sk for sk in swapped_keys if sk is not None and sk not in requested}
         found = self.cache.get_many(fingerprint, [*requested, *flip_candidates])
 
         results: list[Verdict | None] = [None] * len(items)
@@ -392,19 +494,10 @@ class CachedJudge:
                 flipped_hits += 1
             else:
                 pending.setdefault(key, []).append(i)
-
-        if pending:
-            to_judge = [items[positions[0]] for positions in pending.values()]
-            fresh = check_verdicts(self.inner, to_judge, self.inner(to_judge))
-            stored = self.cache.put_many(fingerprint, zip(pending, fresh, strict=True))
-            for positions, verdict in zip(pending.values(), fresh, strict=True):
-                for i in positions:
-                    results[i] = verdict
-            logger.debug("stored %d of %d fresh verdicts in %s", stored, len(fresh), self.cache)
-
         self.hits += hits
         self.flipped_hits += flipped_hits
-        self.misses += len(pending)
+        if pending:
+            self._judge_pending(items, pending, results, fingerprint)
         logger.info(
             "judgment cache %s: %d items, %d hits, %d flipped hits, %d judged by %s",
             self.cache.path,
@@ -414,11 +507,46 @@ class CachedJudge:
             len(pending),
             self.judge_id,
         )
-        # Every position was filled above: by a hit, a flipped hit, or the fresh verdict of its key.
+        # Every position was filled: by a hit, a flipped hit, or the fresh verdict of its key.
         return cast(list[Verdict], results)
 
+    def _judge_pending(
+        self, items: list[PairItem], pending: dict[str, list[int]], results: list[Verdict | None], fingerprint: str
+    ) -> None:
+        """Judge the misses chunk by chunk, storing each chunk before the next one starts."""
+        from tqdm.auto import tqdm
+
+        groups = list(pending.items())
+        show = self.show_progress and len(groups) > self.chunk_size
+        with tqdm(total=len(groups), desc=f"judging ({self.judge_id})", unit="item", disable=not show) as bar:
+            for start in range(0, len(groups), self.chunk_size):
+                chunk = groups[start : start + self.chunk_size]
+                to_judge = [items[positions[0]] for _, positions in chunk]
+                fresh = check_verdicts(self.inner, to_judge, self.inner(to_judge))
+                self.misses += len(chunk)
+                for (_, positions), verdict in zip(chunk, fresh, strict=True):
+                    for i in positions:
+                        results[i] = verdict
+                self._store(fingerprint, [(key, verdict) for (key, _), verdict in zip(chunk, fresh, strict=True)])
+                bar.update(len(chunk))
+
+    def _store(self, fingerprint: str, entries: list[tuple[str, Verdict]]) -> None:
+        if self.write_error is not None:
+            return
+        try:
+            self.stored += self.cache.put_many(fingerprint, entries)
+        except (sqlite3.Error, OSError) as exc:
+            error = self.cache._unusable(exc) if isinstance(exc, sqlite3.Error) else None
+            message = (
+                f"could not store verdicts in the judgment cache {self.cache.path}: "
+                + (str(error) if error is not None else f"{type(exc).__name__}: {exc}; {_CACHE_FIX}")
+                + ". The verdicts judged are kept in this run's output, but a re-run will judge them again"
+            )
+            self.write_error = CacheError(message, path=str(self.cache.path))
+            logger.error("%s", message)
+
     def close(self) -> None:
-        """Close the cache if this wrapper opened it."""
+        """Close the cache if this wrapper opened it (checkpointing it into its ``.sqlite`` file)."""
         if self._owns_cache:
             self.cache.close()
 
@@ -432,6 +560,25 @@ class CachedJudge:
 
     def __repr__(self) -> str:
         return f"CachedJudge({self.inner!r}, {self.cache!r})"
+
+
+_LIVE: weakref.WeakSet[CachedJudge] = weakref.WeakSet()
+
+
+def cache_report() -> str:
+    """What this process has stored in judgment caches so far, e.g. for the message after Ctrl-C.
+
+    >>> cache_report() if not _LIVE else "..."
+    'no verdicts were stored in a judgment cache'
+    """
+    stored: dict[str, int] = {}
+    for judge in list(_LIVE):
+        stored[str(judge.cache.path)] = stored.get(str(judge.cache.path), 0) + judge.stored
+    total = sum(stored.values())
+    if not stored:
+        return "no verdicts were stored in a judgment cache"
+    where = ", ".join(sorted(stored))
+    return f"{total} verdicts judged in this run are in the cache ({where}); re-run the same command to resume"
 
 
 # -- settings --------------------------------------------------------------------------------------------------------
@@ -481,22 +628,43 @@ def cache_enabled() -> bool:
     )
 
 
-def cached(inner: Judge, path: str | os.PathLike[str] | None = None) -> CachedJudge:
+def chunk_size_setting() -> int:
+    """``$PANDALM_CHUNK_SIZE`` as a positive integer, or :data:`DEFAULT_CHUNK_SIZE` when it is unset.
+
+    Raises:
+        ValueError: The variable is set to something other than a positive integer.
+    """
+    value = _env("PANDALM_CHUNK_SIZE")
+    if value is None:
+        return DEFAULT_CHUNK_SIZE
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"PANDALM_CHUNK_SIZE={value!r} must be a positive integer (items judged and stored per chunk)")
+    return int(value)
+
+
+def cached(inner: Judge, path: str | os.PathLike[str] | None = None, *, chunk_size: int | None = None) -> CachedJudge:
     """Wrap ``inner`` with a judgment cache at ``path`` (default: :func:`default_cache_path`)."""
-    return CachedJudge(inner, path if path is not None else default_cache_path())
+    return CachedJudge(inner, path if path is not None else default_cache_path(), chunk_size=chunk_size)
 
 
-def maybe_cached(inner: Judge, path: str | os.PathLike[str] | None = None, enabled: bool | None = None) -> Judge:
+def maybe_cached(
+    inner: Judge,
+    path: str | os.PathLike[str] | None = None,
+    enabled: bool | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> Judge:
     """``inner`` wrapped in a judgment cache, or ``inner`` itself when caching is off.
 
     Args:
         inner: The judge.
         path: The cache file; ``None`` means :func:`default_cache_path`.
         enabled: Whether to cache; ``None`` means :func:`cache_enabled` (the environment decides).
+        chunk_size: Items per inner call and commit; ``None`` reads ``PANDALM_CHUNK_SIZE``.
     """
     if enabled is None:
         enabled = cache_enabled()
     if not enabled:
         logger.info("judgment cache disabled; every item goes to %s", inner.judge_id)
         return inner
-    return cached(inner, path)
+    return cached(inner, path, chunk_size=chunk_size)

@@ -1,0 +1,87 @@
+"""``pandalm meta``: how well does a judge agree with human labels on a benchmark?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..meta import PROTOCOLS
+from .common import add_judge_arguments, cache_setting
+
+NAME = "meta"
+HELP = "evaluate a judge against human labels"
+DESCRIPTION = """\
+Meta-evaluate a judge: judge every pair of a human-labelled benchmark and compare with the human labels.
+
+Prints a table; with --json also one JSON object with every figure on the last line. Protocols:
+  first-order     each pair judged once, in the benchmark's order
+  pandalm-legacy  first order, unparsed counted as Tie (only to reproduce PandaLM's README table)
+  both-orders     both orders, probabilities averaged (LLMBar's correct_average and equal also reported)
+  paper           both orders, PandaLM's rule: a conflict between the orders is a Tie
+
+Example:
+  pandalm meta --benchmark pandalm --judge replay:pandalm-7b --protocol pandalm-legacy --json"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``pandalm meta``."""
+    parser.add_argument(
+        "--benchmark", required=True, help="benchmark name (pandalm, autoj, llmbar-*, ...) or file:PATH"
+    )
+    parser.add_argument("--protocol", default="first-order", choices=PROTOCOLS, help="how the judge is asked")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every figure on the last line")
+    add_judge_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Judge the benchmark and print the figures."""
+    from ..data.benchmarks import load_benchmark
+    from ..judges import make_judge
+    from ..meta import evaluate_judge
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    benchmark = load_benchmark(args.benchmark, data_dir=args.data_dir)
+    items, gold = list(benchmark.items), list(benchmark.gold)
+    if args.limit is not None:
+        items, gold = items[: args.limit], gold[: args.limit]
+    judge = make_judge(args.judge, data_dir=args.data_dir, cache=cache_setting(args))
+    result = evaluate_judge(judge, items, gold, args.protocol)
+    summary = {"benchmark": benchmark.name, **result.to_dict()}
+    print_table(summary)
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+    return 0
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    """The figures of a meta-evaluation as an aligned table, then the confusion matrix."""
+    rows = [
+        ("benchmark", summary["benchmark"]),
+        ("judge", summary["judge"]),
+        ("protocol", summary["protocol"]),
+        ("n", summary["n"]),
+        ("failed", f"{summary['failed']} {summary['failed_by_state'] or ''}".strip()),
+    ]
+    for key in (
+        "accuracy",
+        "accuracy_judged",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "accuracy_order_avg",
+        "positional_agreement",
+    ):
+        if summary.get(key) is not None:
+            rows.append((key, f"{summary[key]:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    labels = list(summary["confusion"])
+    columns = list(next(iter(summary["confusion"].values())))
+    print("confusion (rows: human, columns: judge)")
+    print(" " * 6 + "".join(f"{c:>8}" for c in columns))
+    for label in labels:
+        print(f"{label:<6}" + "".join(f"{summary['confusion'][label][c]:>8}" for c in columns))
