@@ -72,6 +72,8 @@ class VerdictState(str, enum.Enum):
     """The prompt does not fit the judge's context window and truncation was not asked for."""
     ERROR = "error"
     """The judge could not be run on this item (exception, API failure, ...)."""
+    OVER_BUDGET = "over_budget"
+    """Not judged: a spending cap was reached before this item (never cached: a larger budget judges it)."""
 
 
 def content_key(instruction: str, input: str, response1: str, response2: str) -> str:

@@ -71,7 +71,8 @@ SCHEMA_VERSION = 1
 """Version of the table layout, stored in ``PRAGMA user_version``."""
 
 CACHEABLE_STATES = frozenset({VerdictState.OK, VerdictState.UNPARSED, VerdictState.OVER_CONTEXT})
-"""Verdict states worth keeping: deterministic and already paid for. ``ERROR`` is transient and is retried."""
+"""Verdict states worth keeping: deterministic and already paid for. ``ERROR`` and ``OVER_BUDGET`` are transient and
+are tried again."""
 
 CACHE_FILENAME = "judgments.sqlite"
 
