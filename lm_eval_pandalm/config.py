@@ -7,6 +7,7 @@ that look right and are not.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import types
@@ -26,15 +27,41 @@ class ConfigError(PandaLMError, ValueError):
     """A configuration file or mapping does not fit its dataclass."""
 
 
+def _strict_loader() -> type:
+    """A YAML SafeLoader that refuses a key given twice in one mapping (the plain loader keeps the last silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ConfigError(
+                    f"key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); keep one"
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must contain a mapping at top level."""
+    """Read a YAML file that must contain a mapping at top level; a key given twice is an error."""
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_strict_loader())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -53,10 +80,15 @@ def _check_type(value: Any, annotation: Any) -> bool:
         return value in typing.get_args(annotation)
     if annotation is type(None):
         return value is None
-    if origin in (list, tuple, typing.Sequence):
-        return isinstance(value, (list, tuple))
-    if origin in (dict, typing.Mapping):
-        return isinstance(value, dict)
+    if origin in (list, tuple, typing.Sequence, collections.abc.Sequence):
+        args = typing.get_args(annotation)
+        element = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(_check_type(item, element) for item in value)
+    if origin in (dict, typing.Mapping, collections.abc.Mapping):
+        args = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            return False
+        return len(args) != 2 or all(_check_type(k, args[0]) and _check_type(v, args[1]) for k, v in value.items())
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:

@@ -45,6 +45,12 @@ class MetaResult:
     ``equal``)."""
     accuracy_first_order: float | None = None
     """Both-order protocols: accuracy of the (1, 2) order alone."""
+    llmbar_equal: float | None = None
+    """Both-order protocols: LLMBar's own ``equal``: share of items whose two orders give the same answer, where two
+    failed orders count as the same answer (unlike :attr:`positional_agreement`, where a failed order never
+    agrees)."""
+    outcomes: tuple[tuple[str, str | None], ...] = ()
+    """``(state, error)`` of every final verdict, for :func:`~lm_eval_pandalm.failures.failure_summary`."""
 
     def to_dict(self) -> dict[str, object]:
         """Flat JSON-ready dict: the report's fields at top level plus the protocol's own figures."""
@@ -55,6 +61,7 @@ class MetaResult:
             out["accuracy_order_avg"] = self.accuracy_order_avg
             out["positional_agreement"] = self.positional_agreement
             out["accuracy_first_order"] = self.accuracy_first_order
+            out["llmbar_equal"] = self.llmbar_equal
         return out
 
 
@@ -99,6 +106,7 @@ def evaluate_judge(judge: Judge, items: Sequence[PairItem], gold: Sequence[Label
             protocol=protocol,
             report=classification_report(gold, predictions),
             failed_by_state=_failed_by_state(verdicts, predictions),
+            outcomes=tuple((v.state.value, v.error) for v in verdicts),
         )
 
     # Imported here so that the first-order path does not need the wrappers package.
@@ -121,4 +129,6 @@ def evaluate_judge(judge: Judge, items: Sequence[PairItem], gold: Sequence[Label
         accuracy_order_avg=(first_correct + second_correct) / (2 * n),
         positional_agreement=sum(bool(j.consistent) for j in judgments) / n,
         accuracy_first_order=first_correct / n,
+        llmbar_equal=sum(a == b for a, b in zip(first, second, strict=True)) / n,
+        outcomes=tuple((v.state.value, v.error) for v in combined),
     )

@@ -76,6 +76,16 @@ class VerdictState(str, enum.Enum):
     """Not judged: a spending cap was reached before this item (never cached: a larger budget judges it)."""
 
 
+def _winner_fits(winner: Label, p_first: float, p_second: float, p_tie: float) -> bool:
+    """Whether ``winner`` is a most probable label (Tie also when 1 and 2 are equally likely and at least as likely
+    as a tie, as :meth:`Verdict.from_probs` decides)."""
+    top = max(p_first, p_second, p_tie)
+    prob = {Label.FIRST: p_first, Label.SECOND: p_second, Label.TIE: p_tie}[winner]
+    if prob >= top - _PROB_TOLERANCE:
+        return True
+    return winner is Label.TIE and math.isclose(p_first, p_second, abs_tol=_PROB_TOLERANCE)
+
+
 def content_key(instruction: str, input: str, response1: str, response2: str) -> str:
     """Stable, order-sensitive key of a pair's content (hex sha256).
 
@@ -172,6 +182,11 @@ class Verdict:
                 raise ValueError("a Verdict in state OK needs p_first, p_second, p_tie and winner")
             if not math.isclose(sum(values), 1.0, abs_tol=_PROB_TOLERANCE) or min(values) < 0:
                 raise ValueError(f"verdict probabilities must be >= 0 and sum to 1, got {probs}")
+            if not _winner_fits(self.winner, *values):
+                raise ValueError(
+                    f"verdict winner {self.winner.value!r} contradicts its probabilities (first, second, tie) = "
+                    f"{probs}: the winner must be the most probable label (Tie when 1 and 2 are equally likely)"
+                )
         elif any(p is not None for p in probs) or self.winner is not None:
             raise ValueError(f"a Verdict in state {self.state.value} has no winner and no probabilities")
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .data.sources import JsonLinesError, iter_json_lines
+from .data.sources import JsonLinesError, iter_json_lines, utf8_lines
 from .errors import PandaLMError
 from .types import PairItem, Verdict
 
@@ -178,15 +178,14 @@ def write_verdicts(path: str | Path, items: Sequence[PairItem], verdicts: Sequen
 
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` per non-blank line; anything but a JSON object is a :class:`VerdictFileError`."""
-    with open(path, encoding="utf-8") as fh:
-        try:
-            for lineno, value in iter_json_lines(fh, path):
-                if not isinstance(value, dict):
-                    problem = f"expected a JSON object, got {type(value).__name__}"
-                    raise VerdictFileError(path, lineno, "<line>", problem)
-                yield lineno, value
-        except JsonLinesError as exc:
-            raise VerdictFileError(path, exc.line, "<line>", exc.problem) from exc
+    try:
+        for lineno, value in iter_json_lines(utf8_lines(path), path):
+            if not isinstance(value, dict):
+                problem = f"expected a JSON object, got {type(value).__name__}"
+                raise VerdictFileError(path, lineno, "<line>", problem)
+            yield lineno, value
+    except JsonLinesError as exc:
+        raise VerdictFileError(path, exc.line, "<line>", exc.problem) from exc
 
 
 def read_verdicts(path: str | Path) -> list[tuple[PairItem, Verdict]]:
@@ -234,13 +233,21 @@ def read_pairs(path: str | Path) -> list[PairItem]:
     by its content key.
 
     Raises:
-        VerdictFileError: A line is not JSON or a field is missing or mistyped.
+        VerdictFileError: A line is not JSON (or not UTF-8), a field is missing or mistyped, or an ``id`` is used
+            twice.
     """
     path = Path(path)
     items: list[PairItem] = []
+    first_line: dict[str, int] = {}
     for lineno, record in iter_json_objects(path):
         try:
-            items.append(item_from_dict(record))
+            item = item_from_dict(record)
         except _FieldError as exc:
             raise VerdictFileError(path, lineno, exc.field, exc.problem) from exc
+        if record.get("id") is not None and item.id in first_line:
+            raise VerdictFileError(
+                path, lineno, "id", f"id {item.id!r} was already used on line {first_line[item.id]}; ids must be unique"
+            )
+        first_line.setdefault(item.id, lineno)
+        items.append(item)
     return items

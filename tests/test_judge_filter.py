@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lm_eval_pandalm.config import ConfigError
+from lm_eval_pandalm.errors import JudgeLoadError
 from lm_eval_pandalm.harness import judging, winrate
 from lm_eval_pandalm.harness.judge_filter import PandaLMJudgeFilter, TemplateError
 from lm_eval_pandalm.harness.judging import JudgmentSummary, judge_against_baseline, summary_metrics
@@ -174,7 +175,11 @@ def test_judge_for_spec_builds_each_judge_once(tiny_judge_dir: Path) -> None:
 def test_unknown_judge_spec_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not understood"):
         judging.validate_judge_spec("gpt4:turbo")
-    judging.validate_judge_spec("pandalm:some/model")  # valid syntax; nothing is loaded
+    # Valid syntax, but checked further before any generation: the model must be found (offline: in the HF cache).
+    with pytest.raises(JudgeLoadError, match="not in the local Hugging Face cache"):
+        judging.validate_judge_spec("pandalm:some/model")
+    with pytest.raises(JudgeLoadError, match="no such folder"):
+        PandaLMJudgeFilter(**FILTER_OPTIONS, judge="pandalm:/no/such/dir")
     with pytest.raises(ConfigError, match="not understood"):
         PandaLMJudgeFilter(**FILTER_OPTIONS, judge="gpt4:turbo").apply(RESPONSES, DOCS)
 
@@ -243,19 +248,21 @@ def test_filter_renders_full_jinja_templates() -> None:
         instruction="{{ question | upper }}{% if context %} (see input){% endif %}",
         input="{{ context | default('none') }}",
         baseline="Reference: {{ reference }}",
-        judge="pandalm:x",
+        judge="fake:x",
     )
     assert flt.render(DOCS[1], 1) == {
         "instruction": "TRANSLATE TO FRENCH. (see input)",
         "input": "The cat sleeps.",
         "baseline": "Reference: Le chat.",
-        "judge": "pandalm:x",
+        "judge": "fake:x",
         "protocol": "both-orders",
     }
     # A null field prints as nothing (not "None"), in the fast path and in full templates alike.
     nulls = flt.render({**DOCS[0], "context": None}, 0)
     assert (nulls["instruction"], nulls["input"]) == ("NAME A COLOUR.", "")  # default() is for undefined only
-    plain = PandaLMJudgeFilter(instruction="{{ question }}", input="{{ context }}", baseline="[{{ context }}]")
+    plain = PandaLMJudgeFilter(
+        instruction="{{ question }}", input="{{ context }}", baseline="[{{ context }}]", judge="fake:x"
+    )
     assert plain.render({**DOCS[0], "context": None}, 0)["input"] == ""
     assert plain.render({**DOCS[0], "context": None}, 0)["baseline"] == "[]"
     with pytest.raises(TemplateError, match=r"'baseline' = 'Reference: \{\{ reference \}\}' cannot be rendered"):
@@ -270,7 +277,7 @@ def test_filter_option_errors() -> None:
     with pytest.raises(TemplateError, match="invalid template"):
         PandaLMJudgeFilter(instruction="{{ question", baseline="b")
     with pytest.raises(TemplateError, match=r'write baseline: "\{\{ reference \}\}"'):
-        PandaLMJudgeFilter(instruction="{{ question }}", baseline="reference").apply(RESPONSES, DOCS)
+        PandaLMJudgeFilter(instruction="{{ question }}", baseline="reference", judge="fake:x").apply(RESPONSES, DOCS)
     with pytest.raises(TemplateError, match="unknown judging protocol"):
         PandaLMJudgeFilter(**FILTER_OPTIONS, protocol="sideways").apply(RESPONSES, DOCS)
 

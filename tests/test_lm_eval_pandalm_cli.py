@@ -74,33 +74,68 @@ def test_run_writes_win_rates_with_stderr_and_per_document_verdicts(run):
         assert judgment["p_candidate"] + judgment["p_baseline"] + judgment["p_tie"] == pytest.approx(1)
 
 
-def test_score_reproduces_the_run_from_the_cache_without_forward_passes(run, tiny_judge_dir, tmp_path, monkeypatch):
+def test_score_reproduces_the_run_from_the_cache_without_loading_the_judge(
+    run, tiny_judge_dir, tmp_path, monkeypatch, capsys
+):
     out, cache = run
     monkeypatch.setenv("PANDALM_CACHE_PATH", str(cache))
     clear_judge_cache()
     spec = f"pandalm:{tiny_judge_dir}"
-    code = pandalm_main(["score", "--samples", str(out), "--judge", spec, "--output-path", str(tmp_path)])
-    assert code == 0
+    scored_dir = tmp_path / "scored"
+    args = [
+        "score",
+        "--samples",
+        str(out),
+        "--judge",
+        spec,
+        "--output-path",
+        str(scored_dir),
+        "--bootstrap_iters",
+        "50",
+    ]
+    assert pandalm_main(args) == 0
     judge = judge_for_spec(spec)  # the very judge `score` used (shared per process)
-    assert judge.inner.forward_calls == 0
+    assert not judge.inner.model_loaded and judge.inner.forward_calls == 0  # every verdict came from the cache
     assert judge.hits == 2 * LIMIT and judge.misses == 0
+    printed = capsys.readouterr().out
+    assert "|pandalm_pairwise|" in printed and "pandalm_win_rate" in printed and "±" in printed  # lm-eval's table
 
     samples = [json.loads(line) for line in _only("samples_pandalm_pairwise_*.jsonl", out).read_text().splitlines()]
-    rescored = [
-        json.loads(line) for line in _only("verdicts_pandalm_pairwise_*.jsonl", tmp_path).read_text().splitlines()
-    ]
+    rescored = [json.loads(line) for line in _only("samples_*.jsonl", scored_dir).read_text().splitlines()]
     assert [r["doc_id"] for r in rescored] == [s["doc_id"] for s in samples]
     for sample, again in zip(samples, rescored, strict=True):
-        original = json.loads(sample["filtered_resps"][0])
+        assert again["doc"] == sample["doc"] and again["resps"] == sample["resps"] and again["filter"] == "pandalm"
+        original, judgment = json.loads(sample["filtered_resps"][0]), json.loads(again["filtered_resps"][0])
         for key in ("outcome", "state", "consistent", "outcome_candidate_first", "outcome_candidate_second"):
-            assert again["judgment"][key] == original[key], key
-        assert again["judgment"]["p_candidate"] == pytest.approx(original["p_candidate"])
+            assert judgment[key] == original[key], key
+        assert judgment["p_candidate"] == pytest.approx(original["p_candidate"])
 
-    in_run = json.loads(_only("results_*.json", out).read_text())["results"]["pandalm_pairwise"]
-    scored = json.loads(_only("results_pandalm_score_*.json", tmp_path).read_text())["results"]["pandalm_pairwise"]
+    generating = json.loads(_only("results_*.json", out).read_text())
+    text = _only("results_*.json", scored_dir).read_text()
+    scored = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     for metric in ("pandalm_win_rate", "pandalm_win", "pandalm_tie", "pandalm_loss", "pandalm_failed"):
-        assert scored[f"{metric},pandalm"] == pytest.approx(in_run[f"{metric},pandalm"])
+        value = scored["results"]["pandalm_pairwise"][f"{metric},pandalm"]
+        assert value == pytest.approx(generating["results"]["pandalm_pairwise"][f"{metric},pandalm"])
+    # The generating run's model info and counts are carried over; the judge that scored is recorded.
+    assert scored["config"]["model"] == "hf" and scored["config"]["model_args"] == generating["config"]["model_args"]
+    assert (
+        scored["n-samples"]["pandalm_pairwise"]["original"] == generating["n-samples"]["pandalm_pairwise"]["original"]
+    )
+    [record] = scored["configs"]["pandalm_pairwise"]["metadata"]["pandalm_judging"]
+    assert record["judge"] == spec and record["protocol"] == "both-orders" and record["fingerprint_sha256"]
+    from lm_eval.utils import make_table
+
+    assert "pandalm_consistency" in make_table(scored)
     clear_judge_cache()
+
+
+def test_score_never_writes_into_the_generating_runs_folder(run, tmp_path, capsys):
+    out, _ = run
+    run_folder = _only("samples_pandalm_pairwise_*.jsonl", out).parent
+    code = pandalm_main(["score", "--samples", str(out), "--judge", "replay:human", "--output-path", str(run_folder)])
+    assert code == 2
+    assert "latest results" in capsys.readouterr().err
+    assert len(list(run_folder.glob("results_*.json"))) == 1
 
 
 def test_score_reports_a_bad_samples_line(tmp_path, capsys):
@@ -155,10 +190,15 @@ def test_two_stage_generation_loads_no_judge_then_score_judges(
     assert all("baseline" in json.loads(line)["doc"] for line in samples.read_text().splitlines())
 
     clear_judge_cache()
-    assert pandalm_main(["score", "--samples", str(out), "--judge", f"pandalm:{tiny_judge_dir}"]) == 0
-    scored = json.loads(_only("results_pandalm_score_*.json", out).read_text())
+    score = ["score", "--samples", str(out), "--judge", f"pandalm:{tiny_judge_dir}", "--bootstrap_iters", "100"]
+    assert pandalm_main(score) == 0
+    run_folder = samples.parent
+    assert list(run_folder.glob("results_*.json")) != [] and len(list(run_folder.glob("results_*.json"))) == 1
+    scored_folder = run_folder.with_name(run_folder.name + "__pandalm_score")  # beside the run's folder, not in it
+    scored = json.loads(_only("results_*.json", scored_folder).read_text())
     task = scored["results"]["pandalm_pairwise_generate"]
-    assert scored["n-samples"]["pandalm_pairwise_generate"] == {"original": 3, "effective": 3}
+    # original: the whole task, as the generating run recorded it (it ran with --limit 3)
+    assert scored["n-samples"]["pandalm_pairwise_generate"] == {"original": 170, "effective": 3}
     assert 0 <= task["pandalm_win_rate,pandalm"] <= 1 and task["pandalm_failed,pandalm"] == 0
     assert task["pandalm_win_rate_stderr,pandalm"] is not None
     clear_judge_cache()

@@ -184,7 +184,7 @@ def test_over_context_and_left_truncation(judge_dir, loaded, items, caplog):
         if length + n_cont > limit:
             assert verdict.state is VerdictState.OVER_CONTEXT and verdict.winner is None
             assert f"{length + n_cont} tokens" in verdict.error and f"{limit} tokens" in verdict.error
-            assert "truncation='left'" in verdict.error
+            assert "truncation: left" in verdict.error
         else:
             assert verdict.ok
     assert any(not v.ok for v in verdicts) and any(v.ok for v in verdicts)

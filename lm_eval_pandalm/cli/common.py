@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO
 
-from ..errors import PandaLMError
+from ..files import OutputError, atomic_output, check_output_is_not_an_input
 
 __all__ = [
     "JUDGE_HELP",
@@ -19,6 +13,7 @@ __all__ = [
     "add_judge_arguments",
     "atomic_output",
     "cache_setting",
+    "cache_write_status",
     "check_output_is_not_an_input",
 ]
 
@@ -36,10 +31,6 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
-
-
-class OutputError(PandaLMError, ValueError):
-    """An output path that would destroy an input, or cannot be written."""
 
 
 def add_judge_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -66,44 +57,17 @@ def cache_setting(args: argparse.Namespace) -> str | bool | None:
     return args.cache
 
 
-def check_output_is_not_an_input(output: str | Path, inputs: dict[str, str | Path | None], *, flag: str) -> None:
-    """Refuse an output path that is one of the inputs (it would be destroyed before it is read).
+def cache_write_status() -> int:
+    """0, or 2 after printing why, when storing verdicts in a judgment cache failed during the run.
 
-    Raises:
-        OutputError: ``output`` names the same file as one of ``inputs`` (``{description: path}``).
+    The outputs are complete either way (the verdicts were kept); the status says the cache will not spare a re-run.
     """
-    target = Path(output).expanduser().resolve()
-    for what, path in inputs.items():
-        if path is None:
-            continue
-        source = Path(path).expanduser().resolve()
-        if source == target:
-            raise OutputError(
-                f"{flag} {output} is also the {what}; writing it would destroy the input. Choose another file"
-            )
+    import sys
 
+    from ..errors import EXIT_USAGE
+    from ..wrappers.cache import cache_write_errors
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[IO[str]]:
-    """Write a text file through a temporary file beside it, renamed over ``path`` only on success.
-
-    A run that is killed or fails leaves ``path`` as it was (an earlier complete output stays complete).
-
-    Raises:
-        OutputError: ``path`` is a folder.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give the path of a file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    errors = cache_write_errors()
+    for error in errors:
+        print(f"pandalm: error: {error}", file=sys.stderr)
+    return EXIT_USAGE if errors else 0

@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_judge_arguments, atomic_output, cache_setting, check_output_is_not_an_input
+from ..failures import failure_summary
+from .common import (
+    add_judge_arguments,
+    atomic_output,
+    cache_setting,
+    cache_write_status,
+    check_output_is_not_an_input,
+)
 
 NAME = "judge"
 HELP = "judge pairs from a JSONL file"
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Judge the input's pairs into the output file."""
     from tqdm.auto import tqdm
 
-    from ..judges import make_judge
+    from ..judges import make_judge, preflight_spec
     from ..verdict_io import read_pairs, write_verdict_lines
 
     if args.chunk_size < 1:
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.judge.startswith("replay:") and args.judge.endswith(".jsonl"):
         inputs["replayed verdict file (--judge)"] = args.judge.removeprefix("replay:")
     check_output_is_not_an_input(args.output, inputs, flag="--output")
+    preflight_spec(args.judge, data_dir=args.data_dir)
     items = read_pairs(args.input)
     if not items:
         raise ValueError(f"{args.input}: no pairs to judge (the file is empty)")
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
         judge = BothOrdersJudge(judge, rule="paper" if args.protocol == "paper" else "average")
     counts: dict[str, int] = {}
+    outcomes: list[tuple[str, str | None]] = []
     with atomic_output(args.output) as handle:
         for start in tqdm(range(0, len(items), args.chunk_size), desc="judging", unit="chunk", disable=None):
             chunk = items[start : start + args.chunk_size]
@@ -68,5 +77,7 @@ def run(args: argparse.Namespace) -> int:
             for verdict in verdicts:
                 key = verdict.winner.value if verdict.winner else verdict.state.value
                 counts[key] = counts.get(key, 0) + 1
+                outcomes.append((verdict.state.value, verdict.error))
     print(f"judged {len(items)} pairs with {judge.judge_id} -> {args.output}: {json.dumps(counts)}")
-    return 0
+    print(failure_summary(outcomes))
+    return cache_write_status()

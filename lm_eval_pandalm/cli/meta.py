@@ -6,8 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from ..failures import failure_summary
 from ..meta import PROTOCOLS
-from .common import add_judge_arguments, cache_setting
+from .common import add_judge_arguments, cache_setting, cache_write_status
 
 NAME = "meta"
 HELP = "evaluate a judge against human labels"
@@ -32,28 +33,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default="first-order", choices=PROTOCOLS, help="how the judge is asked")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N items")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every figure on the last line")
+    parser.add_argument(
+        "--truncation",
+        choices=("none", "left"),
+        help="model judges: a prompt over the judge's context is marked over_context (none) or left-truncated and "
+        "scored (left), as lm-eval's hf model does in the pandalm_judge_* tasks (default: the judge config's)",
+    )
     add_judge_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Judge the benchmark and print the figures."""
     from ..data.benchmarks import load_benchmark
-    from ..judges import make_judge
+    from ..judges import make_judge, preflight_spec
     from ..meta import evaluate_judge
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    overrides = {"truncation": args.truncation} if args.truncation else None
+    preflight_spec(args.judge, data_dir=args.data_dir, overrides=overrides)
     benchmark = load_benchmark(args.benchmark, data_dir=args.data_dir)
     items, gold = list(benchmark.items), list(benchmark.gold)
     if args.limit is not None:
         items, gold = items[: args.limit], gold[: args.limit]
-    judge = make_judge(args.judge, data_dir=args.data_dir, cache=cache_setting(args))
+    judge = make_judge(args.judge, data_dir=args.data_dir, cache=cache_setting(args), overrides=overrides)
     result = evaluate_judge(judge, items, gold, args.protocol)
     summary = {"benchmark": benchmark.name, **result.to_dict()}
     print_table(summary)
+    print(failure_summary(result.outcomes))
+    over = result.failed_by_state.get("over_context", 0)
+    if over:
+        print(
+            f"note: {over} prompts do not fit the judge's context and count as failed; lm-eval's hf model in the "
+            "pandalm_judge_* tasks left-truncates and scores them instead: --truncation left does the same here"
+        )
     if args.json:
         print(json.dumps(summary, allow_nan=False))
-    return 0
+    return cache_write_status()
 
 
 def print_table(summary: dict[str, Any]) -> None:

@@ -30,7 +30,16 @@ from typing import Any
 
 from ..errors import PandaLMError
 from ..types import Label, PairItem
-from .sources import AUTOJ_REPO, LLMBAR_REPO, PANDALM_REPO, SourceFile, iter_json_lines, resolve, source_file
+from .sources import (
+    AUTOJ_REPO,
+    LLMBAR_REPO,
+    PANDALM_REPO,
+    SourceFile,
+    iter_json_lines,
+    read_utf8,
+    resolve,
+    source_file,
+)
 
 __all__ = [
     "BENCHMARKS",
@@ -376,7 +385,7 @@ def _log_coerced(reader: _RowReader) -> None:
 
 def _read_rows(path: Path) -> tuple[list[Any], list[int] | None]:
     """Rows of a JSON list or a JSON-lines file (sniffed from the first character), with line numbers for JSONL."""
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)

@@ -46,9 +46,11 @@ __all__ = [
     "read_json",
     "read_jsonl",
     "read_jsonl_path",
+    "read_utf8",
     "resolve",
     "sha256_file",
     "source_file",
+    "utf8_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -474,14 +476,49 @@ def _download(file: SourceFile, dest: Path, mirror: Path | None) -> Path:
 # -- readers --------------------------------------------------------------------------------------------------------
 
 
+def read_utf8(path: str | Path) -> str:
+    """A text file's content, which must be UTF-8.
+
+    Raises:
+        JsonLinesError: The file is not UTF-8 (names the file and the 1-based line of the first bad byte).
+        OSError: The file cannot be read.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise JsonLinesError(
+            path, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); save the file as UTF-8"
+        ) from None
+
+
+def utf8_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, read one at a time (for files too large to hold twice).
+
+    Raises:
+        JsonLinesError: A line is not UTF-8 (names the file and the line).
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise JsonLinesError(
+                    path,
+                    lineno,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8",
+                ) from None
+
+
 def read_json(file: SourceFile, data_dir: str | Path | None = None) -> Any:
     """Parse a verified JSON data file (see :func:`resolve`)."""
     path = resolve(file, data_dir)
-    with open(path, encoding="utf-8") as fh:
-        try:
-            return json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    try:
+        return json.loads(read_utf8(path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
 
 
 def read_jsonl(file: SourceFile, data_dir: str | Path | None = None) -> list[Any]:
@@ -517,5 +554,4 @@ def iter_json_lines(lines: Iterable[str], path: str | Path) -> Iterator[tuple[in
 
 def read_jsonl_path(path: str | Path) -> list[Any]:
     """Parse a JSON-lines file, one value per non-blank line; errors name the file and the 1-based line."""
-    with open(path, encoding="utf-8") as fh:
-        return [value for _, value in iter_json_lines(fh, path)]
+    return [value for _, value in iter_json_lines(utf8_lines(path), path)]

@@ -23,19 +23,42 @@ Each document's filtered response is a one-element list holding the JSON of a
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import functools
+import json
 import logging
+import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jinja2
 from lm_eval.api.filter import Filter
 
-from .judging import DEFAULT_JUDGE, DEFAULT_PROTOCOL, check_protocol, judge_against_baseline
+from ..errors import PandaLMError, describe
+from . import judging
+from .judging import (
+    DEFAULT_JUDGE,
+    DEFAULT_PROTOCOL,
+    JudgmentSummary,
+    check_protocol,
+    judge_against_baseline,
+    judging_record,
+    validate_judge_spec,
+)
 
-__all__ = ["FILTER_OPTIONS", "PandaLMJudgeFilter", "TemplateError"]
+__all__ = [
+    "FILTER_OPTIONS",
+    "JudgingFailedError",
+    "PandaLMJudgeFilter",
+    "TemplateError",
+    "current_task",
+    "rescue_dir",
+    "take_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +80,40 @@ _ENV = jinja2.Environment(
 
 class TemplateError(ValueError):
     """A filter option's template cannot be rendered for a document (names the option, the document and why)."""
+
+
+class JudgingFailedError(PandaLMError):
+    """Judging failed after generation; the generations were saved for ``pandalm score`` (the message says where)."""
+
+    def __init__(self, message: str, *, rescue_path: Path) -> None:
+        super().__init__(message)
+        self.rescue_path = rescue_path
+        """The samples file holding the generations."""
+
+
+current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar("pandalm_current_task", default=None)
+"""Name of the lm-eval task whose filters are running (set by the package's task class), for file names."""
+
+_RECORDS: list[dict[str, Any]] = []
+
+
+def take_records() -> list[dict[str, Any]]:
+    """What the judge filter judged since the last call (one record per judge and protocol): the SPEC, the resolved
+    judge (id, fingerprint and its sha256), protocol, prompt template hash, package version and outcome counts."""
+    records = list(_RECORDS)
+    _RECORDS.clear()
+    return records
+
+
+def rescue_dir() -> Path:
+    """Where generations are saved when judging fails after generation: ``$PANDALM_RESCUE_DIR``, else the
+    ``unjudged`` folder of the package's user cache."""
+    explicit = os.environ.get("PANDALM_RESCUE_DIR", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    from ..data.sources import cache_dir
+
+    return cache_dir() / "unjudged"
 
 
 class _Template:
@@ -142,6 +199,15 @@ class PandaLMJudgeFilter(Filter):
                 self._templates[name] = _compile(source)
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateError(f"PandaLMJudgeFilter option {name!r}: invalid template {source!r}: {exc}") from None
+        # lm-eval builds the filters when it builds the task, before generation: a judge named as plain text is
+        # checked now, so that a misspelt or missing judge fails in seconds, not after the whole generation.
+        if self._templates["protocol"].constant:
+            try:
+                check_protocol(self.sources["protocol"])
+            except ValueError as exc:
+                raise TemplateError(f"PandaLMJudgeFilter option 'protocol': {exc}") from None
+        if self._templates["judge"].constant:
+            validate_judge_spec(self.sources["judge"])
 
     def render(self, doc: Mapping[str, Any], index: int) -> dict[str, str]:
         """Every option rendered for one document.
@@ -203,17 +269,60 @@ class PandaLMJudgeFilter(Filter):
         out: list[list[str]] = [[] for _ in docs]
         for (spec, protocol), members in groups.items():
             logger.info("PandaLMJudgeFilter: %d documents, judge %s, protocol %s", len(members), spec, protocol)
-            judged = judge_against_baseline(
-                spec,
-                instructions=[rendered[i]["instruction"] for i in members],
-                inputs=[rendered[i]["input"] for i in members],
-                responses=[responses[i] for i in members],
-                baselines=[rendered[i]["baseline"] for i in members],
-                protocol=protocol,
-            )
+            try:
+                judge = judging.judge_for_spec(spec)  # built once per process, shared by tasks
+                judged = judge_against_baseline(
+                    judge,
+                    instructions=[rendered[i]["instruction"] for i in members],
+                    inputs=[rendered[i]["input"] for i in members],
+                    responses=[responses[i] for i in members],
+                    baselines=[rendered[i]["baseline"] for i in members],
+                    protocol=protocol,
+                )
+            except BaseException as exc:
+                path = _rescue(docs, responses, rendered)
+                message = (
+                    f"judging with {spec} failed after generation ({describe(exc)}). The {len(docs)} generated "
+                    f"responses are saved in {path}; judge them without regenerating: pandalm score --samples {path} "
+                    f"--judge {spec} --protocol {protocol} (verdicts already judged are served from the judgment cache)"
+                )
+                logger.error("%s", message)
+                if isinstance(exc, Exception):
+                    raise JudgingFailedError(message, rescue_path=path) from exc
+                raise
             for i, summary in zip(members, judged, strict=True):
                 out[i] = [summary.to_json()]
+            _record(spec, protocol, judge, judged, [docs[i] for i in members])
         return out
+
+
+def _record(spec: str, protocol: str, judge: Any, judged: Sequence[JudgmentSummary], docs: Sequence[Any]) -> None:
+    baselines = sorted({str(doc["baseline_source"]) for doc in docs if "baseline_source" in doc})
+    record = judging_record(spec, protocol, judge, judged, baselines[0] if len(baselines) == 1 else (baselines or None))
+    logger.warning("PandaLMJudgeFilter (%s, %s): %s", judge.judge_id, protocol, record["summary"])
+    _RECORDS.append(record)
+
+
+def _rescue(docs: Sequence[Mapping[str, Any]], responses: Sequence[str], rendered: Sequence[Mapping[str, str]]) -> Path:
+    """Save every document's generation as an lm-eval-style samples file that ``pandalm score`` can judge."""
+    folder = rescue_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    task = re.sub(r"[^A-Za-z0-9_.-]+", "_", current_task.get() or "judged_task")
+    path = folder / f"samples_{task}_{time.strftime('%Y-%m-%dT%H-%M-%S')}.{os.getpid()}.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for i, (doc, response, fields) in enumerate(zip(docs, responses, rendered, strict=True)):
+            row = {
+                "doc_id": i,
+                "doc": {**_json_safe(doc), **{k: fields[k] for k in ("instruction", "input", "baseline")}},
+                "target": fields["baseline"],
+                "resps": [[response]],
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def _json_safe(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in doc.items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
 
 
 def _first_response(resp: Any, index: int) -> str:

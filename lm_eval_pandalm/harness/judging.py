@@ -40,6 +40,7 @@ __all__ = [
     "clear_judge_cache",
     "judge_against_baseline",
     "judge_for_spec",
+    "judging_record",
     "summary_metrics",
     "validate_judge_spec",
 ]
@@ -218,17 +219,21 @@ _JUDGES_LOCK = threading.Lock()
 
 
 def validate_judge_spec(spec: str, data_dir: str | Path | None = None) -> None:
-    """Check a judge SPEC without building the judge (no model is loaded, no data file is read).
+    """Check that a judge SPEC can be built and run, without loading weights or judging anything.
 
-    Use it to fail before an expensive generation run rather than after it.
+    Use it to fail before an expensive generation run rather than after it: see
+    :func:`~lm_eval_pandalm.judges.registry.preflight_spec` for what is checked (names, model files, model config,
+    recorded-verdict files).
 
     Raises:
         lm_eval_pandalm.config.ConfigError: The SPEC is not understood, or a YAML judge config has unknown keys or
             values of the wrong type.
+        lm_eval_pandalm.errors.PandaLMError: The model or the recordings cannot be found.
+        ValueError: Another bad value in the SPEC.
     """
-    from ..judges.registry import check_spec
+    from ..judges.registry import preflight_spec
 
-    check_spec(spec)
+    preflight_spec(spec, data_dir=data_dir)
 
 
 def judge_for_spec(spec: str, data_dir: str | Path | None = None, cache: str | Path | bool | None = None) -> Judge:
@@ -361,3 +366,34 @@ def judge_against_baseline(
     counts = Counter(s.outcome or f"failed ({s.state})" for s in summaries)
     logger.info("judged %d responses with %s: %s", len(summaries), inner.judge_id, dict(sorted(counts.items())))
     return summaries
+
+
+def judging_record(
+    spec: str, protocol: str, judge: Judge, summaries: Sequence[JudgmentSummary], baseline: Any = None
+) -> dict[str, Any]:
+    """What judged a set of documents, for the results JSON: the SPEC, the resolved judge (id, fingerprint and its
+    sha256), protocol, baseline, prompt template hash, package version, counts and the one-line failure summary."""
+    import hashlib
+
+    from .. import __version__
+    from ..failures import failure_summary
+    from ..prompt import template_hash
+
+    fingerprint = judge.fingerprint
+    failed: dict[str, int] = {}
+    for summary in summaries:
+        if summary.failed:
+            failed[summary.state] = failed.get(summary.state, 0) + 1
+    return {
+        "judge": spec,
+        "judge_id": judge.judge_id,
+        "fingerprint": fingerprint,
+        "fingerprint_sha256": hashlib.sha256(fingerprint.encode("utf-8")).hexdigest(),
+        "protocol": protocol,
+        "baseline": baseline,
+        "prompt_template_sha256": template_hash(),
+        "lm_eval_pandalm_version": __version__,
+        "judged": len(summaries),
+        "failed_by_state": failed,
+        "summary": failure_summary((s.state, s.error) for s in summaries),
+    }

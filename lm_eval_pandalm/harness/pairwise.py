@@ -43,7 +43,8 @@ from typing import Any
 from ..config import ConfigError
 from ..data.sources import PANDALM_REPO, SELF_INSTRUCT_REPO, read_json, read_jsonl, read_jsonl_path, source_file
 from ..errors import PandaLMError
-from .judging import DEFAULT_JUDGE, DEFAULT_PROTOCOL, check_protocol, validate_judge_spec
+from ..judges.registry import check_spec
+from .judging import DEFAULT_JUDGE, DEFAULT_PROTOCOL, check_protocol
 
 __all__ = [
     "KNOWN_MISMATCHES",
@@ -382,8 +383,10 @@ def build_docs(options: PairwiseOptions, data_dir: str | Path | None = None) -> 
 def load_dataset(**metadata: Any) -> dict[str, Any]:
     """lm-eval ``custom_dataset`` of ``pandalm_pairwise``: ``{"test": datasets.Dataset}`` of :func:`build_docs`.
 
-    Called by lm-eval with the task's metadata merged with ``--metadata`` and ``--model_args``. The judge SPEC is
-    checked here, before any generation, so a misspelt judge fails in seconds rather than after the run.
+    Called by lm-eval with the task's metadata merged with ``--metadata`` and ``--model_args``. The judge SPEC's
+    syntax is checked here; the task class (:class:`~lm_eval_pandalm.harness.pairwise_task.PandaLMPairwiseTask`)
+    has already checked, before any generation, that the judge can be loaded (the judge-free
+    ``pandalm_pairwise_generate`` does not need one).
 
     Raises:
         lm_eval_pandalm.config.ConfigError: A bad option or judge SPEC.
@@ -392,7 +395,7 @@ def load_dataset(**metadata: Any) -> dict[str, Any]:
     import datasets
 
     options = parse_options(metadata)
-    validate_judge_spec(options.judge)
+    check_spec(options.judge)
     docs = build_docs(options)
     logger.info(
         "pandalm_pairwise: %d instructions, baseline %s, judge %s, protocol %s, prompt format %s",

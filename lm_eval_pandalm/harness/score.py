@@ -1,36 +1,35 @@
 """Two-stage scoring: judge the samples of a finished ``lm_eval --log_samples`` run without regenerating.
 
 The evaluated model and the judge then never need the GPU at the same time. Judgments go through the same judging
-code and judgment cache as the in-run judge filter, so scoring a run that was already judged in-run reproduces its
-verdicts from the cache without a forward pass. Results are written in lm-eval's results-JSON layout, with lm-eval's
-own aggregation and stderr functions, next to one verdict line per sample.
+code and judgment cache as the in-run judge filter (chunk by chunk, each chunk committed), so scoring a run that was
+already judged in-run reproduces its verdicts from the cache without loading the judge's weights, and a killed
+``pandalm score`` resumes where it stopped.
+
+The output is an lm-eval run folder of its own (see :mod:`.score_output`): ``results_<date>.json`` in lm-eval's
+results layout (lm-eval's own ``nanmean`` and stderr; ``lm_eval.utils.make_table`` reads it) and
+``samples_<task>_<date>.jsonl`` in lm-eval's samples format with the judgment in ``filtered_resps``. It goes beside
+the generating run's folder, never into it, so it cannot become that run's "latest results" by accident.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..errors import PandaLMError
 from ..verdict_io import VerdictFileError, iter_json_objects
-from .judging import DEFAULT_PROTOCOL, JudgmentSummary, judge_against_baseline, summary_metrics
+from .judging import DEFAULT_PROTOCOL, JudgmentSummary, judge_against_baseline, judge_for_spec
 from .pairwise import load_baselines
-from .winrate import HIGHER_IS_BETTER, METRICS
 
 __all__ = ["SampleSet", "ScoreResult", "find_sample_files", "read_samples", "score_samples"]
 
 logger = logging.getLogger(__name__)
 
-_SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
-_FILTER_NAME = "pandalm"
-"""Filter key of the written metrics (the name the ``pandalm_pairwise`` task gives its judge filter)."""
+SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,12 @@ class SampleSet:
     lines: list[int]
     """The file line of each row, for error messages."""
 
+    @property
+    def date(self) -> str | None:
+        """The run's date stamp from the file name (lm-eval gives the results JSON the same one)."""
+        match = SAMPLES_NAME.match(self.path.name)
+        return match.group("date") if match else None
+
 
 @dataclass(frozen=True)
 class ScoreResult:
@@ -53,10 +58,16 @@ class ScoreResult:
 
     results_path: Path
     """The results JSON (lm-eval's layout)."""
-    verdict_paths: dict[str, Path]
-    """Per task, the JSONL with one judgment per sample."""
+    samples_paths: dict[str, Path]
+    """Per task, the judged samples (lm-eval's samples format)."""
     results: dict[str, Any]
     """The content of the results JSON."""
+    summaries: dict[str, list[JudgmentSummary]]
+    """Per task, the judgment of each sample, in file order."""
+
+
+class OutputFolderError(PandaLMError, ValueError):
+    """An output folder that would mix the scores into the generating run's own folder."""
 
 
 def find_sample_files(samples: str | Path) -> list[Path]:
@@ -76,9 +87,10 @@ def read_samples(path: Path) -> SampleSet:
     """Read one samples file, checking that every line has what judging needs.
 
     Raises:
-        VerdictFileError: A line is not JSON or lacks ``doc`` / ``resps``, naming the file, line and field.
+        VerdictFileError: A line is not JSON (or not UTF-8), or lacks ``doc`` / ``resps``, naming the file, line and
+            field.
     """
-    match = _SAMPLES_NAME.match(path.name)
+    match = SAMPLES_NAME.match(path.name)
     task = match.group("task") if match else path.stem.removeprefix("samples_")
     rows, lines = [], []
     for line_no, row in iter_json_objects(path):
@@ -87,10 +99,14 @@ def read_samples(path: Path) -> SampleSet:
                 raise VerdictFileError(path, line_no, field, "missing (is this an lm-eval samples file?)")
         rows.append(row)
         lines.append(line_no)
+    if not rows:
+        raise VerdictFileError(path, 1, "<file>", "no samples to score (the file is empty)")
     return SampleSet(task=task, path=path, rows=rows, lines=lines)
 
 
-def _text_field(sample: SampleSet, row_index: int, doc: dict[str, Any], field: str, *, required: bool) -> str:
+def _text_field(sample: SampleSet, row_index: int, doc: Any, field: str, *, required: bool) -> str:
+    if not isinstance(doc, dict):
+        raise VerdictFileError(sample.path, sample.lines[row_index], "doc", f"expected an object, got {doc!r:.80}")
     value = doc.get(field)
     if value is None and not required:
         return ""
@@ -106,28 +122,42 @@ def _text_field(sample: SampleSet, row_index: int, doc: dict[str, Any], field: s
 
 
 def _response(sample: SampleSet, row_index: int, row: dict[str, Any]) -> str:
-    try:
-        response = row["resps"][0][0]
-    except (IndexError, KeyError, TypeError):
-        response = None
-    if not isinstance(response, str):
-        raise VerdictFileError(sample.path, sample.lines[row_index], "resps", "expected [[generated text, ...]]")
-    return response
+    """The generated text: ``resps`` must be ``[[text, ...], ...]`` as lm-eval logs a ``generate_until`` task."""
+    resps = row["resps"]
+    ok = (
+        isinstance(resps, list)
+        and resps
+        and isinstance(resps[0], list)
+        and resps[0]
+        and all(isinstance(text, str) for text in resps[0])
+    )
+    if not ok:
+        raise VerdictFileError(
+            sample.path,
+            sample.lines[row_index],
+            "resps",
+            f"expected [[generated text, ...]] as lm-eval logs a generate_until task, got {resps!r:.120}",
+        )
+    return str(resps[0][0])
 
 
-def _aggregate(summaries: Sequence[JudgmentSummary], bootstrap_iters: int) -> dict[str, float | None]:
-    """Per metric, lm-eval's own ``nanmean`` and its stderr (bootstrap, as lm-eval computes it in a run)."""
-    from lm_eval.api.metrics import nanmean, stderr_for_metric
+def _output_dir(files: Sequence[Path], output_path: str | Path | None) -> Path:
+    """Where to write: ``output_path``, else a folder beside the first run folder (``<run folder>__pandalm_score``).
 
-    per_doc = [summary_metrics(s) for s in summaries]
-    out: dict[str, float | None] = {}
-    for name in METRICS:
-        values = [metrics[name.removeprefix("pandalm_")] for metrics in per_doc]
-        value = float(nanmean(values)) if values else math.nan
-        stderr_fn = stderr_for_metric(nanmean, bootstrap_iters)
-        stderr = float(stderr_fn(values)) if stderr_fn is not None and len(values) > 1 else None
-        out[f"{name},{_FILTER_NAME}"] = None if math.isnan(value) else value
-        out[f"{name}_stderr,{_FILTER_NAME}"] = None if stderr is None or math.isnan(stderr) else stderr
+    Raises:
+        OutputFolderError: ``output_path`` is a folder that holds samples being scored (the scores would become that
+            run's latest results).
+    """
+    run_dirs = {f.parent.resolve() for f in files}
+    if output_path is None:
+        first = files[0].parent
+        return first.parent / f"{first.name}__pandalm_score"
+    out = Path(output_path).expanduser()
+    if out.resolve() in run_dirs:
+        raise OutputFolderError(
+            f"--output-path {out} is the folder of the run being scored: its results_*.json would become that run's "
+            f"latest results. Choose another folder (default: {files[0].parent.name}__pandalm_score beside it)"
+        )
     return out
 
 
@@ -146,12 +176,12 @@ def score_samples(
 
     Args:
         samples: A ``samples_*.jsonl`` file or a run's ``--output_path`` folder (every samples file under it).
-        judge: Judge SPEC.
+        judge: Judge SPEC (checked before anything is read or judged).
         baseline: Where baselines come from when the documents do not carry a ``baseline`` field, or to replace
             it: ``self-instruct``, a samples file or a JSONL of responses (see
             :func:`lm_eval_pandalm.harness.pairwise.load_baselines`).
         protocol: ``both-orders`` (default), ``paper`` or ``first-order``.
-        output_path: Folder for the outputs (default: the folder of the first samples file).
+        output_path: Folder for the outputs (default: ``<run folder>__pandalm_score`` beside the run's folder).
         data_dir: Data mirror (for ``self-instruct`` baselines and replay judges).
         cache: Judgment cache: a path, ``False`` for none, ``None`` for the default (``PANDALM_CACHE_PATH`` ...).
         bootstrap_iters: Bootstrap iterations for the stderr (lm-eval's default).
@@ -159,59 +189,53 @@ def score_samples(
     Returns:
         The paths written and the results.
     """
+    from ..judges.registry import preflight_spec
+    from .judging import check_protocol
+    from .score_output import write_outputs
+
+    check_protocol(protocol)
+    preflight_spec(judge, data_dir=data_dir)
     files = find_sample_files(samples)
-    out_dir = Path(output_path) if output_path is not None else files[0].parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
-    results: dict[str, Any] = {
-        "results": {},
-        "higher_is_better": {},
-        "n-samples": {},
-        "config": {
-            "judge": judge,
-            "protocol": protocol,
-            "baseline": baseline or "documents' baseline field",
-            "samples": [str(f) for f in files],
-            "lm_eval_pandalm_version": __version__,
-        },
-        "date": time.time(),
-    }
-    verdict_paths: dict[str, Path] = {}
-    for path in files:
-        sample = read_samples(path)
-        docs = [row["doc"] for row in sample.rows]
-        instructions = [_text_field(sample, i, doc, "instruction", required=True) for i, doc in enumerate(docs)]
-        inputs = [_text_field(sample, i, doc, "input", required=False) for i, doc in enumerate(docs)]
-        responses = [_response(sample, i, row) for i, row in enumerate(sample.rows)]
-        if baseline is None:
-            baselines = [_text_field(sample, i, doc, "baseline", required=True) for i, doc in enumerate(docs)]
-        else:
-            rows = [
-                {"instruction": ins, "input": inp, "id": str(doc.get("id", ""))}
-                for ins, inp, doc in zip(instructions, inputs, docs, strict=True)
-            ]
-            baselines = load_baselines(baseline, rows, data_dir)
-        logger.info("judging %d samples of %s from %s", len(responses), sample.task, path)
-        summaries = judge_against_baseline(
-            judge,
+    out_dir = _output_dir(files, output_path)
+    sets = [read_samples(path) for path in files]  # every file is checked before anything is judged
+    inputs = [_pairs(sample, baseline, data_dir) for sample in sets]
+    built = judge_for_spec(judge, data_dir, cache)
+    summaries: dict[str, list[JudgmentSummary]] = {}
+    for sample, (instructions, inputs_, responses, baselines) in zip(sets, inputs, strict=True):
+        logger.info("judging %d samples of %s from %s", len(responses), sample.task, sample.path)
+        summaries[sample.task] = judge_against_baseline(
+            built,
             instructions=instructions,
-            inputs=inputs,
+            inputs=inputs_,
             responses=responses,
             baselines=baselines,
             protocol=protocol,
-            data_dir=data_dir,
-            cache=cache,
         )
-        results["results"][sample.task] = {"alias": sample.task, **_aggregate(summaries, bootstrap_iters)}
-        results["higher_is_better"][sample.task] = dict(HIGHER_IS_BETTER)
-        results["n-samples"][sample.task] = {"original": len(summaries), "effective": len(summaries)}
-        verdict_path = out_dir / f"verdicts_{sample.task}_{stamp}.jsonl"
-        with verdict_path.open("w", encoding="utf-8") as handle:
-            for row, summary in zip(sample.rows, summaries, strict=True):
-                record = {"doc_id": row.get("doc_id"), "judgment": json.loads(summary.to_json())}
-                record.update({f"pandalm_{k}": v for k, v in summary_metrics(summary).items()})
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        verdict_paths[sample.task] = verdict_path
-    results_path = out_dir / f"results_pandalm_score_{stamp}.json"
-    results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return ScoreResult(results_path=results_path, verdict_paths=verdict_paths, results=results)
+    return write_outputs(
+        sets,
+        summaries,
+        out_dir,
+        judge_spec=judge,
+        judge=built,
+        protocol=protocol,
+        baseline=baseline,
+        bootstrap_iters=bootstrap_iters,
+    )
+
+
+def _pairs(
+    sample: SampleSet, baseline: str | None, data_dir: str | Path | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    docs = [row["doc"] for row in sample.rows]
+    instructions = [_text_field(sample, i, doc, "instruction", required=True) for i, doc in enumerate(docs)]
+    inputs = [_text_field(sample, i, doc, "input", required=False) for i, doc in enumerate(docs)]
+    responses = [_response(sample, i, row) for i, row in enumerate(sample.rows)]
+    if baseline is None:
+        baselines = [_text_field(sample, i, doc, "baseline", required=True) for i, doc in enumerate(docs)]
+    else:
+        rows = [
+            {"instruction": ins, "input": inp, "id": str(doc.get("id", ""))}
+            for ins, inp, doc in zip(instructions, inputs, docs, strict=True)
+        ]
+        baselines = load_baselines(baseline, rows, data_dir)
+    return instructions, inputs, responses, baselines

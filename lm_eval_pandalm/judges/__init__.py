@@ -1,5 +1,5 @@
 """Judge backends (one module each, imported lazily) and the SPEC registry that builds them."""
 
-from .registry import BACKENDS, ReplayJudgeConfig, check_spec, make_judge
+from .registry import BACKENDS, ReplayJudgeConfig, check_spec, make_judge, preflight_spec
 
-__all__ = ["BACKENDS", "ReplayJudgeConfig", "check_spec", "make_judge"]
+__all__ = ["BACKENDS", "ReplayJudgeConfig", "check_spec", "make_judge", "preflight_spec"]

@@ -29,7 +29,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,18 +203,38 @@ class PandaLMJudge:
         self.forward_calls = 0
         self.generate_calls = 0
         self._fingerprint: str | None = None
+        self._model: PreTrainedModel | None = None
+        self._packing_ready = False
 
         if model is None:
-            model = _load_model(self.config)
+            # Only the config and the tokenizer now: the weights load on the first forward pass, so a judge whose
+            # verdicts are all cached never loads them.
+            from .model_files import load_model_config
+
+            model_config = load_model_config(self.config.model, self.config.revision)
             self._weights_source = self.config.model
+            self._device, self._dtype = _planned_placement(self.config)
         else:
+            model_config = model.config
             self._weights_source = getattr(model, "name_or_path", "") or ""
+            self._adopt(model)
         if tokenizer is None:
             tokenizer = _load_tokenizer(self.config)
-        model.eval()
-        self.model = model
         self.tokenizer = tokenizer
 
+        # PandaLM's special ids: pad 0 when the tokenizer has none (LLaMA's <unk>), BOS 1 and EOS 2 from the tokenizer.
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else model_config.eos_token_id
+        self._prefix_ids = _special_prefix(tokenizer)
+        self._continuation_ids = continuation_token_ids(tokenizer)
+        self._max_continuation = max(len(ids) for ids in self._continuation_ids)
+        self._packed_extra = sum(len(ids) - 1 for ids in self._continuation_ids)
+        from .model_files import check_max_length
+
+        self.max_length = check_max_length(self.judge_id, self.config.max_length, model_config)
+
+    def _adopt(self, model: PreTrainedModel) -> None:
+        """Take a loaded model into use: check its attention, read its device and dtype."""
         attn = getattr(model.config, "_attn_implementation", None)
         if attn not in _ATTENTION:
             raise ValueError(
@@ -222,22 +242,25 @@ class PandaLMJudge:
                 f"mask the verdict scoring needs; load it with attn_implementation='sdpa' (or 'eager'), or call "
                 f"model.set_attn_implementation('sdpa')"
             )
+        model.eval()
         embeddings = next(model.get_input_embeddings().parameters())
-        self._device: torch.device = embeddings.device
-        self._dtype: torch.dtype = embeddings.dtype
-
-        # PandaLM's special ids: pad 0 when the tokenizer has none (LLaMA's <unk>), BOS 1 and EOS 2 from the tokenizer.
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else model.config.eos_token_id
-        self._prefix_ids = _special_prefix(tokenizer)
-        self._continuation_ids = continuation_token_ids(tokenizer)
-        self._max_continuation = max(len(ids) for ids in self._continuation_ids)
-        max_length = self.config.max_length or getattr(model.config, "max_position_embeddings", None)
-        if not max_length:
-            raise ValueError("the judge model's config has no max_position_embeddings; set max_length in the config")
-        self.max_length = int(max_length)
+        self._device = embeddings.device
+        self._dtype = embeddings.dtype
         self._keep_logits = _supports_logits_to_keep(model)
-        self._build_packing_spec()
+        self._model = model
+
+    @property
+    def model(self) -> PreTrainedModel:
+        """The judge model, loaded on first use."""
+        if self._model is None:
+            self._adopt(_load_model(self.config))
+        assert self._model is not None
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the weights have been loaded (a judge answered from the cache never loads them)."""
+        return self._model is not None
 
     # -- construction ---------------------------------------------------------------------------------------------
 
@@ -267,7 +290,7 @@ class PandaLMJudge:
                 "scoring": _SCORING_VERSION,
                 "model": self.config.model,
                 "revision": self.config.revision,
-                "weights": _weights_identity(self._weights_source, self.config.revision, self.model),
+                "weights": _weights_identity(self._weights_source, self.config.revision, lambda: self.model),
                 "dtype": str(self._dtype).removeprefix("torch."),
                 "template": template_hash(),
                 "continuations": list(CONTINUATIONS),
@@ -351,7 +374,7 @@ class PandaLMJudge:
             VerdictState.OVER_CONTEXT,
             error=f"prompt and verdict need {needed} tokens ({prompt_tokens} prompt + {self._max_continuation} "
             f"verdict) but the judge's context is {self.max_length} tokens; shorten the responses or use "
-            "truncation='left' to drop the prompt's earliest tokens",
+            "set `truncation: left` in a judge YAML to drop the prompt's earliest tokens",
             prompt_tokens=prompt_tokens,
         )
 
@@ -365,7 +388,7 @@ class PandaLMJudge:
         """
         device = self._device
         feed = [ids[:-1] for ids in self._continuation_ids]
-        extra = self._packed_extra = sum(len(f) for f in feed)
+        extra = self._packed_extra
         rows, tokens, conts = [], [], []
         offset = 1
         for k, ids in enumerate(self._continuation_ids):
@@ -391,6 +414,7 @@ class PandaLMJudge:
         self._tree_queries = torch.arange(extra, device=device).repeat_interleave(extra)[None, :]
         self._tree_keys = torch.arange(extra, device=device).repeat(extra)[None, :]
         self._causal: torch.Tensor | None = None
+        self._packing_ready = True
 
     def _pack(self, prompts: Sequence[list[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``prompt + c1[:-1] + c2[:-1] + c3[:-1]`` rows, tree mask, position ids and kept positions."""
@@ -429,14 +453,17 @@ class PandaLMJudge:
 
     def _continuation_loglik(self, prompts: Sequence[list[int]]) -> torch.Tensor:
         """Log-likelihoods (float32, shape ``(len(prompts), 3)``) of the three continuations after each prompt."""
+        model = self.model  # loads the weights on first use, which fixes the device the packing tensors go to
+        if not self._packing_ready:
+            self._build_packing_spec()
         packed = self._pack(prompts)
         keep = packed.pop("keep")
         self.forward_calls += 1
         if self._keep_logits:
             # The model's own head (with any logit scaling it applies) on the kept positions only.
-            logits = self.model(**packed, use_cache=False, logits_to_keep=keep).logits
+            logits = model(**packed, use_cache=False, logits_to_keep=keep).logits
         else:
-            logits = self.model(**packed, use_cache=False).logits[keep]
+            logits = model(**packed, use_cache=False).logits[keep]
         batch = len(prompts)
         logprobs = torch.log_softmax(logits.view(batch, self._kept_per_row, -1).float(), dim=-1)
         device = logprobs.device  # the last device when the model is split over several GPUs
@@ -693,14 +720,25 @@ def _resolve_dtype(name: str, device: str) -> torch.dtype:
     return _DTYPES[name]  # type: ignore[return-value]
 
 
-def _load_model(config: PandaLMJudgeConfig) -> PreTrainedModel:
-    from transformers import AutoModelForCausalLM
-
+def _placement(config: PandaLMJudgeConfig) -> tuple[str | None, str, torch.dtype]:
+    """Device map, device and dtype the model will be loaded with."""
     device_map = config.device_map
     if device_map is None and config.device is None and torch.cuda.device_count() > 1:
         device_map = "auto"
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _resolve_dtype(config.dtype, "cuda" if device_map is not None else device)
+    return device_map, device, _resolve_dtype(config.dtype, "cuda" if device_map is not None else device)
+
+
+def _planned_placement(config: PandaLMJudgeConfig) -> tuple[torch.device, torch.dtype]:
+    """Where the weights will be (their first device) and their dtype, before they are loaded."""
+    device_map, device, dtype = _placement(config)
+    return torch.device("cuda" if device_map is not None else device), dtype
+
+
+def _load_model(config: PandaLMJudgeConfig) -> PreTrainedModel:
+    from transformers import AutoModelForCausalLM
+
+    device_map, device, dtype = _placement(config)
     logger.info("loading judge %s (revision %s, %s) on %s", config.model, config.revision, dtype, device_map or device)
     kwargs: dict[str, Any] = {
         "revision": config.revision,
@@ -774,8 +812,9 @@ def _state_dict_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _weights_identity(source: str, revision: str | None, model: torch.nn.Module) -> dict[str, str]:
-    """What identifies the weights: local folder content hash, else Hub commit, else the loaded tensors' hash."""
+def _weights_identity(source: str, revision: str | None, model: Callable[[], torch.nn.Module]) -> dict[str, str]:
+    """What identifies the weights: local folder content hash, else Hub commit, else the loaded tensors' hash
+    (``model`` is called, loading the weights, only in that last case)."""
     if source and os.path.isdir(source):
         digest = _checkpoint_dir_sha256(Path(source))
         if digest is not None:
@@ -785,4 +824,4 @@ def _weights_identity(source: str, revision: str | None, model: torch.nn.Module)
         if commit is not None:
             return {"commit": commit}
     logger.info("identifying the judge's weights by hashing its tensors (no local folder or Hub commit known)")
-    return {"tensors_sha256": _state_dict_sha256(model)}
+    return {"tensors_sha256": _state_dict_sha256(model())}

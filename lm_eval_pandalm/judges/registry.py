@@ -14,7 +14,7 @@ Backends are imported only when used, so naming a replay judge never imports tor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from ..config import ConfigError, dataclass_from_mapping, load_yaml_mapping
 from ..judge import Judge
 
-__all__ = ["BACKENDS", "ReplayJudgeConfig", "check_spec", "make_judge"]
+__all__ = ["BACKENDS", "ReplayJudgeConfig", "check_spec", "make_judge", "preflight_spec"]
 
 
 @dataclass
@@ -44,6 +44,14 @@ def _build_replay(config: ReplayJudgeConfig, data_dir: str | Path | None) -> Jud
     return replay_judge(config.name, strategy=config.strategy, benchmarks=config.benchmarks, data_dir=data_dir)
 
 
+def _preflight_replay(config: ReplayJudgeConfig, data_dir: str | Path | None) -> None:
+    from .replay import ReplayJudge
+
+    judge = _build_replay(config, data_dir)  # checks the name; reads nothing but a verdict .jsonl
+    assert isinstance(judge, ReplayJudge)
+    judge.check_available(data_dir)
+
+
 def _pandalm_config_cls() -> type:
     from .pandalm_local import PandaLMJudgeConfig
 
@@ -54,6 +62,29 @@ def _build_pandalm(config: Any, data_dir: str | Path | None) -> Judge:
     from .pandalm_local import PandaLMJudge
 
     return PandaLMJudge.from_config(config)
+
+
+def _preflight_pandalm(config: Any, data_dir: str | Path | None) -> None:
+    from .model_files import check_max_length, load_model_config
+
+    model_config = load_model_config(config.model, config.revision)
+    check_max_length(f"pandalm:{config.model}", config.max_length, model_config)
+
+
+def _build_fake(config: Any, data_dir: str | Path | None) -> Judge:
+    from ..testing.fakes import fake_judge_from_config
+
+    return fake_judge_from_config(config)
+
+
+def _fake_config_cls() -> type:
+    from ..testing.fakes import FakeJudgeConfig
+
+    return FakeJudgeConfig
+
+
+def _no_preflight(config: Any, data_dir: str | Path | None) -> None:
+    """Nothing to check beyond the config itself."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +99,33 @@ class Backend:
     """The config field that the part after ``<backend>:`` in a SPEC fills."""
     cacheable: bool
     """Whether verdicts cost something to compute, so the judgment cache should sit in front of it."""
+    preflight: Callable[[Any, str | Path | None], None]
+    """Checks, without loading weights or judging, that the judge can be built and run (model files, data)."""
 
 
 BACKENDS: dict[str, Backend] = {
-    "pandalm": Backend(config_cls=_pandalm_config_cls, build=_build_pandalm, positional="model", cacheable=True),
-    "replay": Backend(config_cls=lambda: ReplayJudgeConfig, build=_build_replay, positional="name", cacheable=False),
+    "pandalm": Backend(
+        config_cls=_pandalm_config_cls,
+        build=_build_pandalm,
+        positional="model",
+        cacheable=True,
+        preflight=_preflight_pandalm,
+    ),
+    "replay": Backend(
+        config_cls=lambda: ReplayJudgeConfig,
+        build=_build_replay,
+        positional="name",
+        cacheable=False,
+        preflight=_preflight_replay,
+    ),
+    # A deterministic stand-in (lm_eval_pandalm.testing.fakes): whole runs without a model, for tests and dry runs.
+    "fake": Backend(
+        config_cls=_fake_config_cls,
+        build=_build_fake,
+        positional="name",
+        cacheable=True,
+        preflight=_no_preflight,
+    ),
 }
 
 
@@ -106,10 +159,34 @@ def check_spec(spec: str) -> None:
     _config_for(spec)
 
 
-def _config_for(spec: str) -> tuple[Backend, Any]:
-    """The backend a SPEC names and its validated config dataclass."""
+def preflight_spec(
+    spec: str, *, data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """Check everything a SPEC needs before any expensive work: the SPEC and its config, the backend's names, the
+    model's files (a local folder, or a Hub id that is in the local cache when offline) and loadable model config,
+    the recorded-verdict files of a replay judge. No weights are loaded and nothing is judged.
+
+    Raises:
+        ConfigError: The SPEC or its config is not understood.
+        lm_eval_pandalm.errors.JudgeLoadError: The model cannot be found or its config cannot be loaded.
+        lm_eval_pandalm.data.DataUnavailableError: A replay judge's recordings are not available.
+        ValueError: Another bad value (e.g. an unknown replay name, with the closest valid one).
+    """
+    backend, config = _config_for(spec, overrides)
+    backend.preflight(config, data_dir)
+
+
+def _config_for(spec: str, overrides: Mapping[str, Any] | None = None) -> tuple[Backend, Any]:
+    """The backend a SPEC names and its validated config dataclass (``overrides`` replace config fields)."""
     backend_name, data, source = _parse_spec(spec)
     backend = BACKENDS[backend_name]
+    if overrides:
+        fields = {f.name for f in dataclasses.fields(backend.config_cls())}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ConfigError(f"{source}: a {backend_name} judge has no setting {', '.join(map(repr, unknown))}")
+        data = {**data, **overrides}
+        source = f"{source} with {', '.join(f'{k}={v!r}' for k, v in overrides.items())}"
     return backend, dataclass_from_mapping(backend.config_cls(), data, source=source)
 
 
@@ -118,6 +195,7 @@ def make_judge(
     *,
     data_dir: str | Path | None = None,
     cache: str | Path | bool | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Judge:
     """Build the judge a SPEC names.
 
@@ -126,11 +204,12 @@ def make_judge(
         data_dir: Local mirror of the benchmark data (replay judges read recorded verdicts from it).
         cache: Judgment cache for judges that cost something: a path, ``False`` to disable, ``None`` or ``True``
             for the default (``PANDALM_CACHE_PATH`` / ``PANDALM_NO_CACHE``, see :mod:`lm_eval_pandalm.wrappers.cache`).
+        overrides: Config fields to set over the SPEC's (e.g. ``{"truncation": "left"}`` from a command-line flag).
 
     Returns:
         A judge; model judges come wrapped in the judgment cache unless it is disabled.
     """
-    backend, config = _config_for(spec)
+    backend, config = _config_for(spec, overrides)
     judge = backend.build(config, data_dir)
     if not backend.cacheable or cache is False:
         return judge

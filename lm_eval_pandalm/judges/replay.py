@@ -32,7 +32,16 @@ from ..data.benchmarks import (
     llmbar_evaluator_file,
     load_benchmark,
 )
-from ..data.sources import FIX_HINT, PANDALM_REPO, DataUnavailableError, SourceFile, read_json, sha256_file, source_file
+from ..data.sources import (
+    FIX_HINT,
+    PANDALM_REPO,
+    DataUnavailableError,
+    SourceFile,
+    read_json,
+    resolve,
+    sha256_file,
+    source_file,
+)
 from ..errors import PandaLMError
 from ..types import Label, PairItem, Verdict, VerdictState
 
@@ -40,6 +49,7 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "LLMBAR_JUDGES",
     "REPLAY_NAMES",
+    "ConflictingRecordsError",
     "MissingVerdictError",
     "Recording",
     "ReplayJudge",
@@ -65,6 +75,10 @@ _PANDALM_FILES = {
 _PANDALM_RESULT = {0: Label.TIE, 1: Label.FIRST, 2: Label.SECOND}  # PandaLM-7B's recorded ints: 0 is Tie
 _STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SHOW_MISSING = 5
+
+
+class ConflictingRecordsError(PandaLMError, ValueError):
+    """A verdict file records different verdicts for one pair and id."""
 
 
 class MissingVerdictError(PandaLMError, KeyError):
@@ -100,6 +114,8 @@ class ReplaySource:
     load: Callable[[], list[Recording]]
     """Reads the recordings; raises :class:`~lm_eval_pandalm.data.DataUnavailableError` when the files are not
     available (the source is then skipped while others may still provide the verdicts)."""
+    files: tuple[SourceFile, ...] = ()
+    """The pinned data files ``load`` reads (checked by :meth:`ReplayJudge.check_available`)."""
 
 
 class ReplayJudge:
@@ -128,6 +144,27 @@ class ReplayJudge:
 
     def __repr__(self) -> str:
         return f"ReplayJudge({self.judge_id!r}, loaded={self._loaded}, pending={[s.name for s in self._pending]})"
+
+    def check_available(self, data_dir: str | Path | None = None) -> None:
+        """Check, before any work, that the recordings can be read: every file of at least one source is present
+        (or can be downloaded); sources already loaded count.
+
+        Raises:
+            DataUnavailableError: No source's files can be found (the first source's error, which names the fix).
+        """
+        if self._loaded or not self._pending:
+            return
+        first: DataUnavailableError | None = None
+        for source in self._pending:
+            try:
+                for file in source.files:
+                    resolve(file, data_dir)
+            except DataUnavailableError as exc:
+                first = first or exc
+                continue
+            return
+        assert first is not None
+        raise first
 
     def _load_until_found(self, keys: set[str]) -> set[str]:
         missing = {key for key in keys if key not in self._index}
@@ -257,7 +294,8 @@ def _pandalm_source(kind: str, judge_id: str, data_dir: str | Path | None) -> tu
                 records.append(Recording(item.key, item.id, verdict_of(row)))
         return records
 
-    return ReplaySource(f"pandalm ({file.relpath})", load), [_file_identity(bench_file), _file_identity(file)]
+    source = ReplaySource(f"pandalm ({file.relpath})", load, (bench_file, file))
+    return source, [_file_identity(bench_file), _file_identity(file)]
 
 
 def _human_source(benchmark: str, judge_id: str, data_dir: str | Path | None) -> ReplaySource:
@@ -271,7 +309,8 @@ def _human_source(benchmark: str, judge_id: str, data_dir: str | Path | None) ->
             records.append(Recording(item.swapped().key, item.id, verdict.flipped()))
         return records
 
-    return ReplaySource(f"{benchmark} (gold labels)", load)
+    files = (BENCHMARKS[benchmark].file,) if benchmark in BENCHMARKS else ()
+    return ReplaySource(f"{benchmark} (gold labels)", load, files)
 
 
 def _llmbar_source(
@@ -326,7 +365,24 @@ def _llmbar_source(
         return records
 
     bench_file = BENCHMARKS[benchmark].file
-    return ReplaySource(f"{benchmark} ({file.relpath})", load), [_file_identity(bench_file), _file_identity(file)]
+    source = ReplaySource(f"{benchmark} ({file.relpath})", load, (bench_file, file))
+    return source, [_file_identity(bench_file), _file_identity(file)]
+
+
+def _check_conflicts(path: Path, recorded: Sequence[tuple[PairItem, Verdict]]) -> None:
+    """Refuse a verdict file that records different verdicts for the same pair and id (which one would be served?)."""
+    seen: dict[tuple[str, str], Verdict] = {}
+    conflicts: list[str] = []
+    for item, verdict in recorded:
+        key = (item.key, item.id)
+        earlier = seen.setdefault(key, verdict)
+        if replace(earlier, source=None, latency_s=None) != replace(verdict, source=None, latency_s=None):
+            conflicts.append(item.id)
+    if conflicts:
+        ids = ", ".join(dict.fromkeys(conflicts))
+        raise ConflictingRecordsError(
+            f"{path}: different verdicts are recorded for the same pair and id (ids: {ids}); keep one line for each"
+        )
 
 
 def _jsonl_judge(path: Path) -> ReplayJudge:
@@ -335,6 +391,7 @@ def _jsonl_judge(path: Path) -> ReplayJudge:
     if not path.is_file():
         raise FileNotFoundError(f"verdict file {path} does not exist")
     recorded = read_verdicts(path)
+    _check_conflicts(path, recorded)
     judges = sorted({verdict.judge_id for _, verdict in recorded})
     # Name the replay after the judge that produced the verdicts (replaying a replay keeps its name).
     recorded_by = judges[0].removeprefix("replay:") if len(judges) == 1 else path.name
@@ -354,9 +411,10 @@ def _canonical(name: str) -> str:
     for known in REPLAY_NAMES:
         if name.lower() == known.lower():
             return known
-    close = difflib.get_close_matches(name, REPLAY_NAMES, n=1, cutoff=0.4) or difflib.get_close_matches(
-        name.lower(), [n.lower() for n in REPLAY_NAMES], n=1, cutoff=0.4
-    )
+    by_lower = {known.lower(): known for known in REPLAY_NAMES}
+    close = difflib.get_close_matches(name, REPLAY_NAMES, n=1, cutoff=0.4) or [
+        by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.4)
+    ]
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(
         f"unknown replay judge {name!r}.{hint} Valid names: {', '.join(REPLAY_NAMES)} (LLMBar judges optionally "

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..types import Label, PairItem, Verdict, VerdictState
 
-__all__ = ["FakeJudge", "FakeJudgeError", "Fixed", "PreferLonger", "Rule"]
+__all__ = ["FakeJudge", "FakeJudgeConfig", "FakeJudgeError", "Fixed", "PreferLonger", "Rule", "fake_judge_from_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +173,54 @@ class FakeJudge:
 
     def __repr__(self) -> str:
         return f"FakeJudge(rule={self.rule!r}, judge_id={self.judge_id!r}, fingerprint={self._fingerprint!r})"
+
+
+@dataclass
+class FakeJudgeConfig:
+    """A :class:`FakeJudge` named by a YAML judge config (``type: fake``), so whole runs through the command lines
+    and lm-eval can be tested, interrupted and resumed without a model.
+
+    Verdicts follow :class:`PreferLonger`. Like a model judge it is cached.
+    """
+
+    name: str = field(default="fake", metadata={"help": "Judge id suffix: the judge is 'fake:<name>'."})
+    position_bias: float = field(default=0.0, metadata={"help": "PreferLonger's extra weight on response 1."})
+    delay_s: float = field(default=0.0, metadata={"help": "Seconds to sleep per item (to interrupt a run midway)."})
+    log_path: str | None = field(
+        default=None, metadata={"help": "Append each judged item's content key to this file, flushed at once."}
+    )
+    fail_after: int | None = field(
+        default=None, metadata={"help": "Raise FakeJudgeError once this many items have been judged (a crash)."}
+    )
+
+
+class _LoggingFakeJudge(FakeJudge):
+    def __init__(self, config: FakeJudgeConfig) -> None:
+        rule = PreferLonger(position_bias=config.position_bias)
+        super().__init__(rule, judge_id=f"fake:{config.name}")
+        self.config = config
+        self.judged = 0
+
+    def __call__(self, items: Sequence[PairItem]) -> list[Verdict]:
+        import os
+        import time
+
+        verdicts = []
+        for item in items:
+            if self.config.fail_after is not None and self.judged >= self.config.fail_after:
+                raise FakeJudgeError(f"fake judge told to fail after {self.config.fail_after} items")
+            if self.config.delay_s:
+                time.sleep(self.config.delay_s)
+            verdicts.extend(super().__call__([item]))
+            self.judged += 1
+            if self.config.log_path:
+                with open(self.config.log_path, "a", encoding="utf-8") as log:
+                    log.write(item.key + "\n")
+                    log.flush()
+                    os.fsync(log.fileno())
+        return verdicts
+
+
+def fake_judge_from_config(config: FakeJudgeConfig) -> FakeJudge:
+    """The judge a ``type: fake`` judge config describes."""
+    return _LoggingFakeJudge(config)

@@ -34,6 +34,7 @@ Settings come from the environment (the CLI maps ``--cache PATH`` / ``--no-cache
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sqlite3
@@ -59,8 +60,10 @@ __all__ = [
     "JudgmentCache",
     "cache_enabled",
     "cache_report",
+    "cache_write_errors",
     "cached",
     "chunk_size_setting",
+    "close_all",
     "default_cache_path",
     "maybe_cached",
 ]
@@ -144,6 +147,19 @@ class CacheError(PandaLMError):
         """The cache file."""
 
 
+def _busy_timeout_setting() -> float:
+    value = os.environ.get("PANDALM_CACHE_TIMEOUT", "").strip()
+    if not value:
+        return _DEFAULT_BUSY_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"PANDALM_CACHE_TIMEOUT={value!r} must be a number of seconds > 0 (lock wait of the cache)")
+    return seconds
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
     if code is not None:
@@ -175,16 +191,17 @@ class JudgmentCache:
 
     Args:
         path: The database file; its parent folders are created. ``":memory:"`` gives a private in-memory cache.
-        busy_timeout_s: How long to wait for another process's write lock before giving up.
+        busy_timeout_s: How long to wait for another process's write lock before giving up; ``None`` reads
+            ``PANDALM_CACHE_TIMEOUT`` (seconds, default 60).
 
     Raises:
         CacheError: The file is not a judgment cache (not a database, malformed, another program's database), was
             written by a newer version of this package, or cannot be opened for writing.
     """
 
-    def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = _DEFAULT_BUSY_TIMEOUT_S) -> None:
+    def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float | None = None) -> None:
         self.path = path if path == ":memory:" else Path(path).expanduser()
-        self.busy_timeout_s = busy_timeout_s
+        self.busy_timeout_s = _busy_timeout_setting() if busy_timeout_s is None else busy_timeout_s
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -564,6 +581,27 @@ class CachedJudge:
 
 
 _LIVE: weakref.WeakSet[CachedJudge] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close (and checkpoint) every judgment cache this process opened through a :class:`CachedJudge`.
+
+    Registered with :mod:`atexit`, so that after a normal exit the ``.sqlite`` file alone holds every verdict.
+    """
+    for judge in list(_LIVE):
+        judge.close()
+
+
+atexit.register(close_all)
+
+
+def cache_write_errors() -> list[CacheError]:
+    """The write failures of the judgment caches used in this process (one per cache file)."""
+    errors: dict[str, CacheError] = {}
+    for judge in list(_LIVE):
+        if judge.write_error is not None:
+            errors.setdefault(str(judge.cache.path), judge.write_error)
+    return list(errors.values())
 
 
 def cache_report() -> str:
