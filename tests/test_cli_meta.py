@@ -59,6 +59,7 @@ def test_llmbar_statistics_are_reproduced(capsys, shared_data_dir, bench_name, j
     both = run_meta(capsys, "--benchmark", bench_name, "--judge", f"replay:{judge}", "--protocol", "both-orders")
     assert both["accuracy_order_avg"] == pytest.approx(_percent(stats["correct_average"]), abs=5e-4)
     assert both["positional_agreement"] == pytest.approx(_percent(stats["equal"]), abs=5e-4)
+    assert both["llmbar_equal"] == pytest.approx(_percent(stats["equal"]), abs=5e-4)
     first = run_meta(capsys, "--benchmark", bench_name, "--judge", f"replay:{judge}", "--protocol", "first-order")
     assert first["accuracy"] == pytest.approx(_percent(stats["correct_False"]), abs=5e-4)
 
@@ -85,3 +86,23 @@ def test_limit_and_human_readable_table(capsys):
 def test_unknown_benchmark_is_a_clear_error(capsys):
     assert main(["meta", "--benchmark", "llmbar-natrual", "--judge", "replay:human"]) == 2
     assert "llmbar-natural" in capsys.readouterr().err
+
+
+def test_llmbar_equal_counts_two_failed_orders_as_agreeing(capsys, tmp_path):
+    """positional_agreement: a failed order never agrees; llmbar_equal (LLMBar's own definition): two failed agree."""
+    from lm_eval_pandalm.meta import evaluate_judge
+    from lm_eval_pandalm.testing.fakes import FakeJudge, Fixed
+    from lm_eval_pandalm.types import Label, PairItem, VerdictState
+
+    items = [PairItem(f"Q{i}", "a", "b") for i in range(4)]
+    result = evaluate_judge(FakeJudge(Fixed(VerdictState.UNPARSED)), items, [Label.FIRST] * 4, "both-orders")
+    assert result.positional_agreement == 0.0 and result.llmbar_equal == 1.0
+    assert result.to_dict()["llmbar_equal"] == 1.0
+
+
+def test_meta_json_is_strict_json_and_says_what_failed(capsys):
+    assert main(["meta", "--json", "--benchmark", "pandalm", "--judge", "replay:gpt-3.5-turbo"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    json.loads(out[-1], parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+    summary = next(line for line in out if line.startswith("judged 999:"))
+    assert "unparsed" in summary and "names no verdict" in summary

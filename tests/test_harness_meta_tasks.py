@@ -386,3 +386,33 @@ def test_hf_model_gives_the_local_judges_probabilities(shared_data_dir, task_man
         )
         assert LABELS[sample["f1_macro"][1]] is judgment.combined.winner
         assert sample["positional_agreement"] == float(judgment.consistent)
+
+
+def test_left_truncation_scores_long_prompts_as_lm_evals_hf_model(shared_data_dir, task_manager, tiny_judge_dir):
+    """Issue 6, item 8: `pandalm meta --truncation left` equals the lm-eval task on prompts over the context."""
+    from lm_eval_pandalm.judges import make_judge
+
+    limit = 12
+    items = load_benchmark("llmbar-natural").items[:limit]
+    strict = make_judge(f"pandalm:{tiny_judge_dir}", cache=False)(items)
+    over = [i for i, verdict in enumerate(strict) if verdict.state.value == "over_context"]
+    assert over, "the test needs prompts longer than the tiny judge's 1024 tokens"
+    left = make_judge(f"pandalm:{tiny_judge_dir}", cache=False, overrides={"truncation": "left"})(items)
+    out = run(
+        "hf",
+        ["pandalm_judge_llmbar_natural"],
+        task_manager,
+        model_args=f"pretrained={tiny_judge_dir},device=cpu",
+        limit=limit,
+        log_samples=True,
+    )
+    samples = out["samples"]["pandalm_judge_llmbar_natural"]
+
+    def softmax(lls):
+        top = max(lls)
+        weights = [math.exp(ll - top) for ll in lls]
+        return [w / sum(weights) for w in weights]
+
+    for i, (sample, verdict) in enumerate(zip(samples, left, strict=True)):
+        probs = softmax([resp[0] for resp in sample["filtered_resps"]])
+        assert probs == pytest.approx([verdict.p_first, verdict.p_second, verdict.p_tie], abs=1e-4), i

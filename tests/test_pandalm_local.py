@@ -193,16 +193,28 @@ def test_over_context_and_left_truncation(judge_dir, loaded, items, caplog):
     with caplog.at_level(logging.WARNING, logger="lm_eval_pandalm.judges.pandalm_local"):
         truncated = left(items)
     assert all(v.ok for v in truncated)
-    assert all(v.prompt_tokens <= limit - n_cont for v in truncated)
+    assert all(v.prompt_tokens <= limit for v in truncated)
     n_truncated = sum(length + n_cont > limit for length in lengths)
     assert f"left-truncated {n_truncated} of {len(items)} prompts" in caplog.text
-    # Truncated prompts keep BOS and the end of the prompt, and are scored like any prompt.
-    encoded, _ = left._encode(items)
-    for item, ids, verdict in zip(items, encoded, truncated, strict=True):
+    # Prompts that fit are scored as always. Over-long ones are cut as lm-eval's hf model cuts them, separately for
+    # each continuation: (prompt + continuation)[-(max_length + 1):], the prompt's trailing "\n" counted with the
+    # continuation (lm-eval moves trailing whitespace there), so both routes give the same numbers.
+    for item, length, verdict in zip(items, lengths, truncated, strict=True):
         full = prompt_ids(tokenizer, item)
-        assert ids[0] == tokenizer.bos_token_id and ids[1:] == full[len(full) - len(ids) + 1 :]
-        expected = torch.tensor(naive_logliks(model, ids, left.continuation_ids)).softmax(0).tolist()
-        assert probs(verdict) == pytest.approx(expected, abs=1e-4)
+        if length + n_cont <= limit:
+            expected = naive_logliks(model, full, left.continuation_ids)
+        else:
+            expected = []
+            for cont in left.continuation_ids:
+                sequence = (full + cont)[-(limit + 1) :]
+                with torch.no_grad():
+                    logits = model(torch.tensor([sequence[:-1]])).logits[0].float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                scored = len(cont) + 1  # the prompt's final "\n" and the continuation
+                targets = sequence[1:][-scored:]
+                rows = range(len(sequence) - 1 - scored, len(sequence) - 1)
+                expected.append(sum(logprobs[r, tok].item() for r, tok in zip(rows, targets, strict=True)))
+        assert probs(verdict) == pytest.approx(torch.tensor(expected).softmax(0).tolist(), abs=1e-4)
 
 
 # -- failures -------------------------------------------------------------------------------------------------------

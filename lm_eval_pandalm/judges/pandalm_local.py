@@ -297,6 +297,7 @@ class PandaLMJudge:
                 "continuation_ids": self._continuation_ids,
                 "prefix_ids": self._prefix_ids,
                 "truncation": self.config.truncation,
+                "truncated_scoring": "lm-eval-hf-v1" if self.config.truncation == "left" else None,
                 "max_length": self.max_length,
             }
             if self.config.explain:
@@ -319,8 +320,8 @@ class PandaLMJudge:
         items = list(items)
         if not items:
             return []
-        encoded, verdicts = self._encode(items)
-        prompts = {i: ids for i, ids in enumerate(encoded) if ids is not None}
+        encoded, verdicts, overlong = self._encode(items)
+        prompts = {i: ids for i, ids in enumerate(encoded) if ids is not None and i not in overlong}
         todo = list(prompts)
         lengths = [len(prompts[i]) + self._packed_extra for i in todo]
         batches = [
@@ -331,6 +332,8 @@ class PandaLMJudge:
         with torch.inference_mode():
             for batch in tqdm(batches, desc="PandaLM verdicts", unit="batch", disable=not show):
                 self._score_with_retry(batch, prompts, verdicts)
+            for i, (full, moved) in overlong.items():
+                verdicts[i] = self._score_truncated(full, moved)
         done = [verdict for verdict in verdicts if verdict is not None]
         if len(done) != len(items):  # pragma: no cover - every item is either over context or scored
             raise RuntimeError(f"internal error: {len(items) - len(done)} items were neither scored nor failed")
@@ -338,34 +341,38 @@ class PandaLMJudge:
 
     def _encode(
         self, items: Sequence[PairItem], *, warn: bool = True
-    ) -> tuple[list[list[int] | None], list[Verdict | None]]:
-        """Prompt token ids per item (``None`` where it does not fit), and the OVER_CONTEXT verdicts already known."""
+    ) -> tuple[list[list[int] | None], list[Verdict | None], dict[int, tuple[list[int], int]]]:
+        """Prompt token ids per item (``None`` where it does not fit), the OVER_CONTEXT verdicts already known, and,
+        with ``truncation="left"``, the whole prompt of each over-long item with the number of its trailing tokens
+        lm-eval counts as part of the continuation (scored by :func:`.truncated_scoring.left_truncated_loglik`; the
+        ids returned for it are its BOS + tail, for generation)."""
         texts = [build_prompt(item) for item in items]
         raw_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         prefix = self._prefix_ids
         budget = self.max_length - self._max_continuation  # prompt tokens that fit, BOS included
         encoded: list[list[int] | None] = []
         verdicts: list[Verdict | None] = []
-        truncated = 0
-        for ids in raw_ids:
+        overlong: dict[int, tuple[list[int], int]] = {}
+        for i, ids in enumerate(raw_ids):
             ids = prefix + list(ids)
             if len(ids) > budget and self.config.truncation == "left" and budget > len(prefix):
+                stripped = self.tokenizer(texts[i].rstrip(), add_special_tokens=False)["input_ids"]
+                overlong[i] = (ids, len(ids) - len(prefix) - len(stripped))
                 ids = prefix + ids[len(ids) - (budget - len(prefix)) :]
-                truncated += 1
             if len(ids) > budget:
                 verdicts.append(self._over_context(len(ids)))
                 encoded.append(None)
             else:
                 encoded.append(ids)
                 verdicts.append(None)
-        if truncated and warn:
+        if overlong and warn:
             logger.warning(
                 "left-truncated %d of %d prompts to fit the judge's context of %d tokens",
-                truncated,
+                len(overlong),
                 len(items),
                 self.max_length,
             )
-        return encoded, verdicts
+        return encoded, verdicts, overlong
 
     def _over_context(self, prompt_tokens: int) -> Verdict:
         needed = prompt_tokens + self._max_continuation
@@ -471,6 +478,31 @@ class PandaLMJudge:
         totals = torch.zeros(batch, len(CONTINUATIONS), dtype=torch.float32, device=device)
         return totals.index_add_(1, self._gather_conts.to(device), picked)
 
+    def _score_truncated(self, full: list[int], moved: int) -> Verdict:
+        """The verdict of an over-long prompt, left-truncated per continuation as lm-eval does."""
+        from .truncated_scoring import left_truncated_loglik
+
+        start = time.perf_counter()
+        try:
+            row = left_truncated_loglik(
+                self.model, full, self._continuation_ids, moved, self.max_length, self._pad_id, self._device
+            )
+        except Exception as exc:  # as in _score_with_retry: the item fails alone, the others stand
+            _release_cached_memory(self._device)
+            logger.warning("judging a truncated item failed: %s: %s", type(exc).__name__, exc)
+            return Verdict.failed(
+                self.judge_id, VerdictState.ERROR, error=f"{type(exc).__name__}: {exc}", prompt_tokens=len(full)
+            )
+        self.forward_calls += 1
+        top = max(row)
+        return Verdict.from_probs(
+            self.judge_id,
+            *(math.exp(value - top) for value in row),
+            prompt_tokens=min(len(full), self.max_length),
+            completion_tokens=0,
+            latency_s=time.perf_counter() - start,
+        )
+
     def _score_with_retry(
         self, batch: list[int], by_index: dict[int, list[int]], verdicts: list[Verdict | None]
     ) -> None:
@@ -554,7 +586,7 @@ class PandaLMJudge:
         targets = sorted({i for i in chosen if verdicts[i].ok})
         if not targets:
             return verdicts
-        encoded, _ = self._encode([items[i] for i in targets], warn=False)  # the scoring pass warned already
+        encoded, _, _ = self._encode([items[i] for i in targets], warn=False)  # the scoring pass warned already
         prompts = {i: ids for i, ids in zip(targets, encoded, strict=True) if ids is not None}
         order = sorted(prompts, key=lambda i: -len(prompts[i]))
         size = self.config.explain_batch_size
