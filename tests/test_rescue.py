@@ -54,3 +54,28 @@ def test_generations_are_saved_and_scored_later(shared_data_dir, tmp_path, monke
     out = capsys.readouterr().out
     assert "pandalm_win_rate" in out and f"judged {LIMIT}: {LIMIT} ok" in out
     clear_judge_cache()
+
+
+def test_results_record_the_judge_that_ran_and_the_resolved_filter_options(shared_data_dir, tmp_path, monkeypatch):
+    """Issue 6, item 6: the results JSON says what judged, and the dumped filter config shows resolved values."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_pandalm.task_configs import tasks_dir
+
+    monkeypatch.setenv("PANDALM_CACHE_PATH", str(tmp_path / "c.sqlite"))
+    clear_judge_cache()
+    spec = judge_yaml(tmp_path, "recorded")
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata={"judge": spec})
+    out = lm_eval.simple_evaluate(
+        model="dummy", tasks=["pandalm_pairwise"], task_manager=manager, limit=4, bootstrap_iters=0
+    )
+    config = out["configs"]["pandalm_pairwise"]
+    [record] = config["metadata"]["pandalm_judging"]
+    assert record["judge"] == spec and record["judge_id"] == "fake:rescue" and record["protocol"] == "both-orders"
+    assert record["baseline"] == "self-instruct" and len(record["prompt_template_sha256"]) == 64
+    assert record["fingerprint"].startswith("fake/") and record["judged"] == 4 and record["failed_by_state"] == {}
+    [judge_step] = [step for step in config["filter_list"][0]["filter"] if "judge" in step]
+    assert judge_step["judge"] == spec and judge_step["protocol"] == "both-orders"  # not "{{ judge }}"
+    assert judge_step["instruction"] == "{{ instruction }}"  # per-document templates stay templates
+    clear_judge_cache()
