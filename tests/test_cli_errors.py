@@ -258,3 +258,19 @@ def test_after_a_normal_exit_the_sqlite_file_alone_holds_everything(tmp_path) ->
     alone.write_bytes(cache.read_bytes())
     with JudgmentCache(alone) as copy:  # one verdict per distinct pair (p0 and its swap are the same pair)
         assert copy.count() == len({(p["instruction"], p["response1"], p["response2"]) for p in PAIRS})
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_output(tmp_path, capsys, monkeypatch) -> None:
+    import errno
+
+    from lm_eval_pandalm import files
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    out = tmp_path / "verdicts.jsonl"
+    assert judge_cli(tmp_path, output=out) == 2
+    line = one_error_line(capsys)
+    assert "No space left on device" in line and "free some space" in line
+    assert not out.exists() and not list(tmp_path.glob(".verdicts.jsonl.*"))
