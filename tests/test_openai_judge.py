@@ -84,7 +84,12 @@ def test_an_answer_that_is_not_exactly_a_label_is_unparsed_and_never_a_tie(tmp_p
     answers = iter(["Response 1 is better.", "tie", "2.", "**1**"])
     with OpenAIServer(chat=lambda messages: ChatAnswer(next(answers))) as server:
         verdicts = _judge(server, tmp_path, concurrency=1, logprobs=False)(items)
-    assert [v.state for v in verdicts] == [VerdictState.UNPARSED, VerdictState.OK, VerdictState.OK, VerdictState.UNPARSED]
+    assert [v.state for v in verdicts] == [
+        VerdictState.UNPARSED,
+        VerdictState.OK,
+        VerdictState.OK,
+        VerdictState.UNPARSED,
+    ]
     assert [v.winner for v in verdicts] == [None, Label.TIE, Label.SECOND, None]
     assert verdicts[0].raw == "Response 1 is better." and verdicts[0].prompt_tokens  # paid for, so counted
 
@@ -170,5 +175,7 @@ def test_estimate_prices_a_dry_run_without_a_call(tmp_path):
     judge = OpenAIJudge(OpenAIJudgeConfig(model="gpt-4", api_key_env=None, ledger=str(tmp_path / "l.sqlite")))
     estimate = judge.estimate(items)
     assert estimate["calls"] == 5 and estimate["completion_tokens"] == 5 * judge.config.max_tokens
-    assert estimate["cost_usd"] == pytest.approx((estimate["prompt_tokens"] * 30 + estimate["completion_tokens"] * 60) / 1e6)
+    assert estimate["cost_usd"] == pytest.approx(
+        (estimate["prompt_tokens"] * 30 + estimate["completion_tokens"] * 60) / 1e6
+    )
     assert judge.calls == 0

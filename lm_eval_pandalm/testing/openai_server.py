@@ -8,7 +8,7 @@ and implements ``POST /v1/chat/completions`` and ``POST /v1/completions`` well e
 * completions answers come from a :data:`CompletionScorer`; :class:`TinyModelScorer` runs a local causal LM (the tiny
   PandaLM-format judge of :mod:`~lm_eval_pandalm.testing.tiny_models`) and echoes the prompt's token logprobs the way
   vLLM does (``echo=true``, ``logprobs``, one generated token);
-* latency (``latency_s``) and faults (:func:`random_faults`, or any ``fault_for`` callable): 429 with
+* latency (``latency_s``) and faults (:func:`random_faults`, :func:`periodic_faults`, or any ``fault_for``): 429 with
   ``Retry-After``, 500, a stall past the client's timeout, a malformed or a truncated 200 body, an answer without
   logprobs; and :meth:`OpenAIServer.hold_after` stalls every request after the first N answers until released;
 * counting: HTTP attempts, answers and faults in total and per prompt (:meth:`OpenAIServer.attempts_for`), the
@@ -54,6 +54,7 @@ __all__ = [
     "ServerStats",
     "TinyModelScorer",
     "VerdictResponder",
+    "periodic_faults",
     "prompt_key",
     "random_faults",
 ]
@@ -200,6 +201,25 @@ def random_faults(
     def fault_for(attempt: int, key: str) -> str | None:
         rng = random.Random(seed * 1_000_003 + attempt)
         return rng.choice(list(kinds)) if rng.random() < rate else None
+
+    return fault_for
+
+
+def periodic_faults(every: int, kinds: Sequence[str] = FAULT_KINDS) -> Callable[[int, str], str | None]:
+    """A ``fault_for`` that fails every ``every``-th attempt (``every=5``: 20%), cycling through ``kinds`` in order.
+
+    >>> fault_for = periodic_faults(5)
+    >>> [fault_for(n, "") for n in (4, 5, 10, 35)]
+    [None, 'rate_limit', 'server_error', 'rate_limit']
+    """
+    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    if unknown or every < 1 or not kinds:
+        raise ValueError(f"every must be >= 1 and kinds among {FAULT_KINDS}; got {every}, {unknown or list(kinds)}")
+
+    def fault_for(attempt: int, key: str) -> str | None:
+        if attempt % every:
+            return None
+        return kinds[(attempt // every - 1) % len(kinds)]
 
     return fault_for
 
