@@ -285,7 +285,7 @@ class OpenAIServer:
         self._hold_after: int | None = None
         self._released = threading.Event()
         self._stopping = threading.Event()
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._httpd: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class OpenAIServer:
     def start(self) -> OpenAIServer:
         """Listen on a free loopback port and serve in a background thread."""
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _ThreadingServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
         self._thread.start()
@@ -355,6 +355,12 @@ class OpenAIServer:
         if mode == "chat":
             return prompt_key(chat_messages(item, **prompt_options)[-1]["content"])
         return prompt_key(build_prompt(item))
+
+
+class _ThreadingServer(http.server.ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of a client that opens many connections at once, and the
+    # client's kernel retries them only after a second: far more than the latencies this server simulates.
+    request_queue_size = 256
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
