@@ -179,3 +179,10 @@ def test_estimate_prices_a_dry_run_without_a_call(tmp_path):
         (estimate["prompt_tokens"] * 30 + estimate["completion_tokens"] * 60) / 1e6
     )
     assert judge.calls == 0
+
+
+@pytest.mark.parametrize("name", ["openai-gpt4.yaml", "vllm-pandalm.yaml"])
+def test_the_example_api_judge_configs_are_valid(name):
+    from pathlib import Path
+
+    check_spec(str(Path(__file__).resolve().parents[1] / "examples" / name))
