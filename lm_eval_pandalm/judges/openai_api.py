@@ -1,50 +1,44 @@
-"""An OpenAI-compatible API as a pairwise judge: GPT-4-class chat models, or a PandaLM model served by vLLM or TGI.
+"""An OpenAI-compatible API as a pairwise judge: GPT-4-class chat models, or a PandaLM model served by vLLM.
 
-Two modes (``mode`` in :class:`OpenAIJudgeConfig`):
+Two modes (``mode`` in :class:`OpenAIJudgeConfig`; what is sent and how answers are read is in
+:mod:`~lm_eval_pandalm.judges.openai_format`):
 
 ``chat``
-    For GPT-4-class judges. The pair is shown with this package's own pairwise prompt (a Jinja2 template,
-    ``templates/pairwise_chat.j2``, or your own) and the judge must answer exactly ``1``, ``2`` or ``Tie``. When the
-    server returns the first token's ``top_logprobs``, the verdict's probabilities come from them (as AlpacaEval's
-    weighted annotators read theirs); otherwise the verdict is hard. An answer that is not exactly one of the three
-    labels is ``Verdict.failed(UNPARSED)``, never a guess.
-
+    GPT-4-class judges. The package's own pairwise prompt (``templates/pairwise_chat.j2``, or your own template); the
+    answer must be exactly ``1``, ``2`` or ``Tie``. Probabilities come from the first token's ``top_logprobs`` when
+    the server returns them (as AlpacaEval's weighted annotators read theirs), else the verdict is hard; any other
+    answer is ``Verdict.failed(UNPARSED)``, never a guess.
 ``completions``
-    For a PandaLM-format model behind a completions endpoint (vLLM, or any server that echoes prompt logprobs). The
-    prompt is PandaLM's own (:func:`lm_eval_pandalm.prompt.build_prompt`); one request sends the three prompts
-    ``prompt + "1\\n"``, ``prompt + "2\\n"`` and ``prompt + "Tie\\n"`` with ``echo=true``, ``logprobs=1`` and
-    ``max_tokens=1`` (lm-eval's ``local-completions`` scores continuations the same way), and the log-likelihood of
-    each continuation is the sum of its echoed token logprobs. These are the numbers the local judge
-    (:mod:`lm_eval_pandalm.judges.pandalm_local`) computes from the same weights. The continuation's tokens are those
-    after the three prompts' common token prefix, minus the one generated token at the end; like the local judge,
-    this assumes the tokenizer keeps a token boundary between the prompt and the verdict (LLaMA's does).
+    A PandaLM-format model behind a completions endpoint (vLLM). PandaLM's own prompt followed by ``1\n``, ``2\n``
+    and ``Tie\n``, sent in one request with ``echo=true``, ``logprobs=1`` and ``max_tokens=1`` (lm-eval's
+    ``local-completions`` scores continuations the same way); each continuation's log-likelihood is the sum of its
+    echoed token logprobs: the numbers the local judge (:mod:`~lm_eval_pandalm.judges.pandalm_local`) computes from
+    the same weights.
 
-Reliability: requests go through the ``openai`` SDK's ``AsyncOpenAI`` client, at most ``concurrency`` at once, with the
-SDK's own retries (``max_retries``; it honours ``Retry-After`` and ``retry-after-ms`` on 408, 409, 429 and 5xx answers
-and retries timeouts and broken connections with exponential backoff) and a per-attempt timeout (``timeout_s``). A
-call that still fails is ``Verdict.failed(ERROR)`` (a 400 about the context length is ``OVER_CONTEXT``), never a tie;
-so is a 200 answer whose body is not a usable completion.
+Calls (:mod:`~lm_eval_pandalm.judges.openai_transport`): the ``openai`` SDK's ``AsyncOpenAI`` client, at most
+``concurrency`` requests in flight, the SDK's own retries (``max_retries``; it honours ``Retry-After`` on 408, 409, 429
+and 5xx answers and retries timeouts and broken connections with backoff) and a per-attempt ``timeout_s``. A call that
+still fails is ``Verdict.failed(ERROR)`` (a 400 about the context length: ``OVER_CONTEXT``), never a tie; so is a 200
+whose body is not a usable completion.
 
-Money: every call ends in one :class:`~lm_eval_pandalm.ledger.SpendRecord` in the spend ledger (tokens from the
-response's usage, priced with :mod:`lm_eval_pandalm.pricing`), and every verdict carries ``prompt_tokens``,
-``completion_tokens``, ``cost_usd`` and ``latency_s``. With ``budget_usd``, a call starts only if the dollars spent,
-plus the estimated cost of the calls in flight, plus its own estimated cost fit the budget; from the first item that
-does not fit, the remaining items are ``Verdict.failed(OVER_BUDGET)`` without a call. Estimates can be low, so the
-total can pass the cap, but only by what the calls in flight at that moment cost.
+Money: every call ends in one :class:`~lm_eval_pandalm.ledger.SpendRecord` in the spend ledger, and every verdict
+carries ``prompt_tokens``, ``completion_tokens``, ``cost_usd`` and ``latency_s`` (usage priced with
+:mod:`lm_eval_pandalm.pricing`). With ``budget_usd``, a call starts only while the dollars spent plus the estimated
+cost of the calls in flight and of its own fit the budget (:class:`~lm_eval_pandalm.ledger.SpendCap`); from the first
+item that does not fit, the rest are ``Verdict.failed(OVER_BUDGET)`` without a call.
 
-Secrets: the config holds only the *name* of the environment variable with the key (``api_key_env``). The key is
-read once, sent only in the ``Authorization`` header, and is in no log line, fingerprint, cache entry, ledger record,
-error message or ``repr``.
+Secrets: the config holds only the *name* of the environment variable with the key (``api_key_env``). The key is read
+once, sent only in the ``Authorization`` header, and is in no log line, fingerprint, cache entry, ledger record, error
+message or ``repr``.
 
-Every call should go through the judgment cache: :func:`~lm_eval_pandalm.judges.make_judge` wraps this judge in it,
-and the judge reports each verdict as it arrives (:meth:`OpenAIJudge.judge_incrementally`), so the cache stores
-every paid answer at once and a killed run never pays for it again.
+Every call goes through the judgment cache when the judge comes from :func:`~lm_eval_pandalm.judges.make_judge`; the
+judge reports each verdict as it arrives (:meth:`OpenAIJudge.judge_incrementally`), so the cache stores every paid
+answer at once and a killed run never pays for it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -53,11 +47,10 @@ import logging
 import math
 import os
 import sqlite3
-import threading
 import time
 import urllib.parse
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,11 +64,12 @@ from .openai_format import (
     CONTINUATIONS,
     DEFAULT_SYSTEM_PROMPT,
     chat_messages,
-    completions_loglik,
-    parse_chat_answer,
     public_url,
+    response_verdict,
+    status_state,
     template_source,
 )
+from .openai_transport import ATTEMPTS, Connection, import_openai, make_client
 
 __all__ = ["MODES", "OpenAIJudge", "OpenAIJudgeConfig"]
 
@@ -178,110 +172,6 @@ class OpenAIJudgeConfig:
         return price_for(self.model)
 
 
-# -- the judge -------------------------------------------------------------------------------------------------------
-
-_ATTEMPTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("pandalm_openai_attempts", default=None)
-
-
-async def _count_attempt(request: Any) -> None:
-    """httpx request hook: counts the HTTP attempts of the call running in this task (the SDK's retries included)."""
-    counter = _ATTEMPTS.get()
-    if counter is not None:
-        counter[0] += 1
-
-
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError:
-        raise JudgeLoadError(
-            "the openai judge needs the openai package: pip install 'lm_eval_pandalm[openai]'"
-        ) from None
-    return openai
-
-
-def _http_client(openai: Any) -> Any:
-    """The SDK's aiohttp-backed HTTP client (about half the CPU per request of its httpx default, which matters at
-    tens of requests per second), else its httpx default; both count every attempt in :data:`_ATTEMPTS`."""
-    hooks = {"request": [_count_attempt]}
-    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
-    if aiohttp_client is not None:
-        try:
-            return aiohttp_client(event_hooks=hooks)
-        except (RuntimeError, ImportError):  # the SDK's aiohttp extra is not installed
-            pass
-    return openai.DefaultAsyncHttpxClient(event_hooks=hooks)
-
-
-def _make_client(api_key: str, base_url: str, max_retries: int, timeout_s: float) -> Any:
-    openai = _import_openai()
-    return openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        max_retries=max_retries,
-        timeout=timeout_s,
-        http_client=_http_client(openai),
-    )
-
-
-class _Connection:
-    """An event loop in a daemon thread and an ``AsyncOpenAI`` client on it, kept for the judge's lifetime.
-
-    Keeping them means open connections and the TLS context serve every call instead of being rebuilt per batch, and
-    a caller that is itself inside an event loop can still call the judge synchronously. It holds no reference to
-    the judge, so a judge that is garbage collected closes its connection (see ``weakref.finalize`` in
-    :class:`OpenAIJudge`); so does the end of the interpreter.
-    """
-
-    def __init__(self, make_client: Callable[[], Any]) -> None:
-        self._make_client = make_client
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._client: Any = None
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():  # a forked child has the loop but not its thread
-                self._loop, self._client, self._pid = asyncio.new_event_loop(), None, os.getpid()
-                self._thread = threading.Thread(target=self._loop.run_forever, name="openai-judge", daemon=True)
-                self._thread.start()
-            return self._loop
-
-    def run(self, factory: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
-        """Run ``factory(client)`` on the loop and wait for it; Ctrl-C cancels the calls in flight."""
-
-        async def with_client() -> T:
-            if self._client is None:  # made on the loop: the HTTP client binds to it
-                self._client = self._make_client()
-            return await factory(self._client)
-
-        future = asyncio.run_coroutine_threadsafe(with_client(), self._running_loop())
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
-
-    def close(self) -> None:
-        """Close the client and stop the loop (a later :meth:`run` starts afresh)."""
-        with self._lock:
-            loop, client, thread = self._loop, self._client, self._thread
-            self._loop = self._client = self._thread = None
-        if loop is None or self._pid != os.getpid() or not loop.is_running():
-            return
-        if client is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
-            except Exception as exc:  # closing is best effort: the connections die with the process anyway
-                logger.debug("closing the API client failed: %s", exc)
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=10)
-        loop.close()
-
-
 class OpenAIJudge:
     """A pairwise judge behind an OpenAI-compatible API; see the module docs for the two modes.
 
@@ -299,7 +189,7 @@ class OpenAIJudge:
     """
 
     def __init__(self, config: OpenAIJudgeConfig) -> None:
-        _import_openai()
+        import_openai()
         self.config = config
         self.judge_id = f"openai:{config.model}" if config.mode == "chat" else f"openai-completions:{config.model}"
         self._api_key = self._read_key(config.api_key_env)
@@ -308,11 +198,12 @@ class OpenAIJudge:
         self._endpoint = f"{public_url(config.base_url)} {config.mode}"
         self.ledger_path = Path(config.ledger).expanduser() if config.ledger else default_ledger_path()
         """Where this judge records its calls."""
-        self._ledger: SpendLedger | None = SpendLedger(self.ledger_path)
+        self._ledger: SpendLedger | None = SpendLedger(self.ledger_path)  # opened now: a bad file fails before a call
         self._ledger_pid = os.getpid()
+        self._ledger_failed = False
         self.calls = 0
-        self._connection = _Connection(
-            functools.partial(_make_client, self._api_key, config.base_url, config.max_retries, config.timeout_s)
+        self._connection = Connection(
+            functools.partial(make_client, self._api_key, config.base_url, config.max_retries, config.timeout_s)
         )
         weakref.finalize(self, self._connection.close)
         self._fingerprint = self._make_fingerprint()
@@ -448,7 +339,7 @@ class OpenAIJudge:
     ) -> list[Verdict]:
         from tqdm.auto import tqdm
 
-        openai = _import_openai()
+        openai = import_openai()
         semaphore = asyncio.Semaphore(self.config.concurrency)
         show = self.config.show_progress and len(items) > 1
         bar = tqdm(total=len(items), desc=f"asking {self.judge_id}", unit="call", disable=None if show else True)
@@ -486,7 +377,7 @@ class OpenAIJudge:
                 "raise budget_usd to judge it",
             )
         attempts = [0]
-        token = _ATTEMPTS.set(attempts)
+        token = ATTEMPTS.set(attempts)
         start = time.perf_counter()
         usage: Any = None
         try:
@@ -496,15 +387,15 @@ class OpenAIJudge:
             response_type = openai.types.chat.ChatCompletion if route == "chat" else openai.types.Completion
             response = await client.post(_PATHS[route], cast_to=response_type, body=kwargs)
             usage = getattr(response, "usage", None)
-            verdict = self._verdict_of(route, response)
+            verdict = response_verdict(self.judge_id, route, response)
         except openai.APIStatusError as exc:
             verdict = self._status_failure(exc)
         except openai.APIError as exc:  # timeout or broken connection after the SDK's retries
             verdict = self._failure(VerdictState.ERROR, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a 200 whose body is not a completion (malformed JSON, missing fields)
+        except Exception as exc:  # a 200 whose body is not a usable completion (malformed JSON, missing fields)
             verdict = self._failure(VerdictState.ERROR, f"unusable response body: {type(exc).__name__}: {exc}")
         finally:
-            _ATTEMPTS.reset(token)
+            ATTEMPTS.reset(token)
         latency = time.perf_counter() - start
         self.calls += 1
         prompt_tokens, completion_tokens, estimated = self._tokens(usage, verdict, est_prompt, route)
@@ -522,26 +413,10 @@ class OpenAIJudge:
         self._record(item, verdict, estimated, max(0, attempts[0] - 1))
         return verdict
 
-    def _verdict_of(self, route: str, response: Any) -> Verdict:
-        choices = response.choices
-        if not choices:
-            raise ValueError("the response has no choices")
-        if route == "chat":
-            choice = choices[0]
-            return parse_chat_answer(self.judge_id, choice.message.content, getattr(choice, "logprobs", None))
-        try:
-            loglik = completions_loglik(choices)
-        except ValueError as exc:
-            return self._failure(VerdictState.ERROR, str(exc))
-        top = max(loglik)
-        return Verdict.from_probs(self.judge_id, *(math.exp(value - top) for value in loglik))
-
     def _status_failure(self, exc: Any) -> Verdict:
         message = str(getattr(exc, "message", "") or exc)
-        text = f"{message} {getattr(exc, 'code', '') or ''}".lower()
-        if exc.status_code == 400 and ("context length" in text or "context_length" in text):
-            return self._failure(VerdictState.OVER_CONTEXT, f"HTTP 400: {message}")
-        return self._failure(VerdictState.ERROR, f"HTTP {exc.status_code}: {message}")
+        state = status_state(exc.status_code, f"{message} {getattr(exc, 'code', '') or ''}")
+        return self._failure(state, f"HTTP {exc.status_code}: {message}")
 
     def _failure(self, state: VerdictState, error: str) -> Verdict:
         return Verdict.failed(self.judge_id, state, error=self._scrub(error)[:_ERROR_CHARS])
@@ -567,9 +442,9 @@ class OpenAIJudge:
     # -- ledger ---------------------------------------------------------------------------------------------------
 
     def _record(self, item: PairItem, verdict: Verdict, estimated: bool, retries: int) -> None:
-        if self._ledger is None:  # a write failed earlier in this run
+        if self._ledger_failed:  # a write failed earlier in this run (logged then)
             return
-        if self._ledger_pid != os.getpid():  # a forked worker: SQLite connections must not cross a fork
+        if self._ledger is None or self._ledger_pid != os.getpid():  # closed, or a forked worker: reopen
             self._ledger, self._ledger_pid = SpendLedger(self.ledger_path), os.getpid()
         record = SpendRecord(
             time=time.time(),
@@ -590,7 +465,7 @@ class OpenAIJudge:
         try:
             self._ledger.record(record)
         except sqlite3.Error as exc:  # the verdict is paid for: keep it even when the ledger cannot take the record
-            self._ledger = None
+            self._ledger_failed = True
             logger.error(
                 "could not write the spend ledger %s (%s); later calls of this judge are not recorded there",
                 self.ledger_path,

@@ -35,6 +35,8 @@ __all__ = [
     "label_of_answer",
     "parse_chat_answer",
     "public_url",
+    "response_verdict",
+    "status_state",
     "template_source",
 ]
 
@@ -179,3 +181,33 @@ def public_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def response_verdict(judge_id: str, route: str, response: Any) -> Verdict:
+    """The verdict in a parsed chat (``route="chat"``) or completions answer.
+
+    Raises:
+        ValueError, AttributeError: The answer has no usable choice (the caller reports state ``ERROR``).
+    """
+    choices = response.choices
+    if not choices:
+        raise ValueError("the response has no choices")
+    if route == "chat":
+        choice = choices[0]
+        return parse_chat_answer(judge_id, choice.message.content, getattr(choice, "logprobs", None))
+    loglik = completions_loglik(choices)
+    top = max(loglik)
+    return Verdict.from_probs(judge_id, *(math.exp(value - top) for value in loglik))
+
+
+def status_state(status_code: int, message: str) -> VerdictState:
+    """The state of a call the server refused: ``OVER_CONTEXT`` for a 400 about the context length (vLLM's and
+    OpenAI's wording), else ``ERROR``.
+
+    >>> status_state(400, "This model's maximum context length is 2048 tokens").value
+    'over_context'
+    """
+    text = message.lower()
+    if status_code == 400 and ("context length" in text or "context_length" in text):
+        return VerdictState.OVER_CONTEXT
+    return VerdictState.ERROR
