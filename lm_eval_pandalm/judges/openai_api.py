@@ -142,8 +142,14 @@ class OpenAIJudgeConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not self.model:
             raise ValueError("model must name the model the server serves")
-        if not urllib.parse.urlsplit(self.base_url).scheme.startswith("http"):
+        url = urllib.parse.urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {self.base_url!r}")
+        if url.username is not None or url.password is not None:
+            # HTTP client logs print the URL: a key inside it would end up in them.
+            raise ValueError(
+                "base_url must not contain credentials (user:password@host); give the key through api_key_env"
+            )
         for name in ("concurrency", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
