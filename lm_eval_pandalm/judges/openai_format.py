@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -109,25 +109,30 @@ def _label_of_token(token: str) -> Label | None:
     return Label.TIE if text and "tie".startswith(text) else None
 
 
-def _first_token_probs(logprobs: Any) -> dict[Label, float] | None:
+def _first_token_probs(logprobs: Mapping[str, Any] | None) -> dict[Label, float] | None:
     """Probability mass per label among the first non-blank answer token's ``top_logprobs``; ``None`` when absent."""
-    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
     if not content:
         return None
-    first = next((entry for entry in content if str(entry.token).strip()), None)
+    first = next((entry for entry in content if str(entry.get("token", "")).strip()), None)
     if first is None:
         return None
-    candidates = [(top.token, top.logprob) for top in (first.top_logprobs or [])] or [(first.token, first.logprob)]
+    candidates = [(top.get("token"), top.get("logprob")) for top in first.get("top_logprobs") or []]
     mass = dict.fromkeys(Label, 0.0)
-    for token, logprob in candidates:
+    for token, logprob in candidates or [(first.get("token"), first.get("logprob"))]:
         label = _label_of_token(str(token))
-        if label is not None and logprob is not None and math.isfinite(logprob):
+        if label is not None and isinstance(logprob, (int, float)) and math.isfinite(logprob):
             mass[label] += math.exp(logprob)
     return mass if sum(mass.values()) > 0 else None
 
 
-def parse_chat_answer(judge_id: str, content: str | None, logprobs: Any = None) -> Verdict:
+def parse_chat_answer(judge_id: str, content: str | None, logprobs: Mapping[str, Any] | None = None) -> Verdict:
     """A chat answer as a verdict: probabilities from the first token's ``top_logprobs`` when given, else hard.
+
+    Args:
+        judge_id: The verdict's judge id.
+        content: The assistant message.
+        logprobs: The choice's ``logprobs`` object as JSON (``{"content": [{"token", "logprob", "top_logprobs"}]}``).
 
     >>> parse_chat_answer("j", "Tie").winner, parse_chat_answer("j", "Response 1 is better").state.value
     (<Label.TIE: 'Tie'>, 'unparsed')
@@ -146,29 +151,34 @@ def parse_chat_answer(judge_id: str, content: str | None, logprobs: Any = None) 
     )
 
 
-def completions_loglik(choices: Sequence[Any]) -> list[float]:
+def completions_loglik(choices: Sequence[Mapping[str, Any]]) -> list[float]:
     """Log-likelihoods of ``1\\n``, ``2\\n``, ``Tie\\n`` from the echoed logprobs of the three prompts.
+
+    Args:
+        choices: The answer's ``choices`` as JSON, each with ``index`` and ``logprobs`` (``tokens``,
+            ``token_logprobs``).
 
     Raises:
         ValueError: The answer does not hold three echoed prompts with token logprobs.
     """
     if len(choices) != len(CONTINUATIONS):
         raise ValueError(f"expected {len(CONTINUATIONS)} choices (one per continuation), got {len(choices)}")
-    ordered = sorted(choices, key=lambda choice: choice.index)
+    ordered = sorted(choices, key=lambda choice: int(choice.get("index", 0)))
     tokens, logprobs = [], []
     for choice in ordered:
-        lp = choice.logprobs
-        if lp is None or not lp.tokens or lp.token_logprobs is None or len(lp.tokens) != len(lp.token_logprobs):
+        lp = choice.get("logprobs") or {}
+        echoed, values = lp.get("tokens"), lp.get("token_logprobs")
+        if not echoed or not isinstance(values, list) or len(echoed) != len(values):
             raise ValueError("the server echoed no prompt logprobs (does it support echo=true with logprobs?)")
-        tokens.append(list(lp.tokens))
-        logprobs.append(list(lp.token_logprobs))
+        tokens.append(list(echoed))
+        logprobs.append(values)
     prefix = 0
     while all(prefix < len(t) for t in tokens) and len({t[prefix] for t in tokens}) == 1:
         prefix += 1
     totals = []
     for text, values in zip(CONTINUATIONS, logprobs, strict=True):
         scored = values[prefix:-1]  # the last token is the one generated token (max_tokens=1)
-        if not scored or any(v is None or not math.isfinite(v) for v in scored):
+        if not scored or any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in scored):
             raise ValueError(f"no usable echoed logprobs for the continuation {text!r} after {prefix} prompt tokens")
         totals.append(math.fsum(scored))
     return totals
@@ -184,17 +194,23 @@ def public_url(url: str) -> str:
 
 
 def response_verdict(judge_id: str, route: str, response: Any) -> Verdict:
-    """The verdict in a parsed chat (``route="chat"``) or completions answer.
+    """The verdict in a chat (``route="chat"``) or completions answer, decoded from JSON.
 
     Raises:
-        ValueError, AttributeError: The answer has no usable choice (the caller reports state ``ERROR``).
+        ValueError, TypeError, KeyError, AttributeError: The answer is not a completion with a usable choice (the
+            caller reports state ``ERROR``).
     """
-    choices = response.choices
+    if not isinstance(response, Mapping):
+        raise ValueError(f"the response is not a JSON object but {type(response).__name__}")
+    choices = response.get("choices")
     if not choices:
         raise ValueError("the response has no choices")
     if route == "chat":
         choice = choices[0]
-        return parse_chat_answer(judge_id, choice.message.content, getattr(choice, "logprobs", None))
+        content = choice["message"].get("content")
+        if content is not None and not isinstance(content, str):
+            raise ValueError(f"the message content is not text but {type(content).__name__}")
+        return parse_chat_answer(judge_id, content, choice.get("logprobs"))
     loglik = completions_loglik(choices)
     top = max(loglik)
     return Verdict.from_probs(judge_id, *(math.exp(value - top) for value in loglik))
