@@ -34,7 +34,7 @@ def _judge(server: OpenAIServer, tmp_path, **options) -> OpenAIJudge:
 # -- chat mode -------------------------------------------------------------------------------------------------------
 
 
-def test_chat_mode_answers_from_recorded_gpt4_verdicts_through_make_judge_and_the_cache(tmp_path):
+def test_chat_mode_answers_from_recorded_gpt4_verdicts_through_make_judge_and_the_cache(tmp_path, shared_data_dir):
     from lm_eval_pandalm.data.benchmarks import load_benchmark
 
     items = list(load_benchmark("llmbar-natural").items[:12])
