@@ -33,7 +33,7 @@ message or ``repr``.
 
 Every call goes through the judgment cache when the judge comes from :func:`~lm_eval_pandalm.judges.make_judge`; the
 judge reports each verdict as it arrives (:meth:`OpenAIJudge.judge_incrementally`), so the cache stores every paid
-answer at once and a killed run never pays for it again.
+answer at once: a killed run, re-run, pays again only for the calls that were in flight.
 """
 
 from __future__ import annotations

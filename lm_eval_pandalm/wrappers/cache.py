@@ -21,8 +21,8 @@ Concurrency and crashes:
     it must judge to the inner judge in chunks of at most ``chunk_size`` and commits each chunk's verdicts in one
     ``BEGIN IMMEDIATE`` transaction before the next chunk starts, so a kill loses at most the chunk in flight and a
     re-run judges only what is missing. A judge that pays per item (an API judge) reports each verdict as it arrives
-    through ``judge_incrementally(items, on_verdict)``; each is then committed at once, so a kill loses no answer
-    that was paid for. A write that fails (read-only file, lock held past the timeout, disk full)
+    through ``judge_incrementally(items, on_verdict)``; each is then committed at once, so a kill loses only the
+    answers still in flight. A write that fails (read-only file, lock held past the timeout, disk full)
     does not lose the verdicts: they are still returned, further writes are skipped, and :attr:`CachedJudge.write_error`
     says what happened and how to fix it. Closing the cache checkpoints the write-ahead log into the ``.sqlite`` file,
     which then holds everything on its own. WAL needs a local filesystem (not NFS).
