@@ -25,6 +25,10 @@ class Judge(Protocol):
     pair is always the flip of its verdict on the pair (a both-orders combination, human labels). Wrappers may then
     reuse one order's verdict for the other; without the declaration a judge is taken to be order-sensitive, as
     every single-pass model judge is (see :func:`is_order_invariant`).
+
+    A judge that pays per item (an API judge) may also have ``judge_incrementally(items, on_verdict)``: the same as
+    calling it, but it calls ``on_verdict(index, verdict)`` as each verdict arrives, so that the judgment cache can
+    store every paid answer at once rather than at the end of a chunk.
     """
 
     judge_id: str

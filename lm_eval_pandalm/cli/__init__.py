@@ -3,7 +3,8 @@
 ``pandalm meta``       evaluate a judge against human labels on a benchmark;
 ``pandalm judge``      judge arbitrary pairs from a JSONL file;
 ``pandalm score``      judge the samples of a finished ``lm_eval --log_samples`` run (two-stage scoring);
-``pandalm tasks-dir``  print the folder of the package's lm-eval tasks (for ``lm_eval --include_path``).
+``pandalm tasks-dir``  print the folder of the package's lm-eval tasks (for ``lm_eval --include_path``);
+``pandalm spend``      summarise what API judges spent, from the spend ledger.
 
 A subcommand module defines ``NAME``, ``HELP`` (one line for the command list), ``DESCRIPTION`` (the ``--help``
 text), ``add_arguments(parser)`` and ``run(args) -> int``; adding a command is one module and one entry in
@@ -26,7 +27,7 @@ from .common import HelpFormatter
 
 __all__ = ["COMMANDS", "main", "make_parser"]
 
-COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir")
+COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend")
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 
 

@@ -5,8 +5,9 @@ A SPEC is one of:
 * ``pandalm:<model id or path>``: a local PandaLM-format judge run with transformers;
 * ``replay:<name>``: recorded verdicts (``pandalm-7b``, ``gpt-3.5-turbo``, ``human``, ``GPT-4``, ``ChatGPT``,
   ``LLaMA2``, optionally ``GPT-4/<LLMBar strategy>``, or a verdict JSONL written by ``pandalm judge``);
+* ``openai:<model>``: a chat model behind the OpenAI API (key in ``$OPENAI_API_KEY``), with default settings;
 * a path to a YAML judge config whose ``type`` key names the backend and whose other keys are fields of that
-  backend's config dataclass.
+  backend's config dataclass (``type: openai`` for any OpenAI-compatible server, chat or completions).
 
 Backends are imported only when used, so naming a replay judge never imports torch.
 """
@@ -14,6 +15,7 @@ Backends are imported only when used, so naming a replay judge never imports tor
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +89,41 @@ def _no_preflight(config: Any, data_dir: str | Path | None) -> None:
     """Nothing to check beyond the config itself."""
 
 
+def _openai_config_cls() -> type:
+    from .openai_api import OpenAIJudgeConfig
+
+    return OpenAIJudgeConfig
+
+
+def _build_openai(config: Any, data_dir: str | Path | None) -> Judge:
+    from .openai_api import OpenAIJudge
+
+    return OpenAIJudge.from_config(config)
+
+
+def _ledger_beside_cache(config: Any, cache_path: Path) -> Any:
+    """An API judge's config with its spend ledger beside an explicitly given judgment cache (unless it names one)."""
+    if config.ledger is not None:
+        return config
+    from ..ledger import LEDGER_ENV, ledger_beside
+
+    if os.environ.get(LEDGER_ENV, "").strip():
+        return config
+    return dataclasses.replace(config, ledger=str(ledger_beside(cache_path)))
+
+
+def _preflight_openai(config: Any, data_dir: str | Path | None) -> None:
+    """The key's environment variable must be set (its value is never read here beyond that)."""
+    from ..errors import JudgeLoadError
+
+    name = getattr(config, "api_key_env", None)
+    if name and not os.environ.get(name, "").strip():
+        raise JudgeLoadError(
+            f"judge openai:{config.model}: the environment variable {name} that should hold the API key is not set; "
+            "export it, or set api_key_env: null in the judge YAML for a server without authentication"
+        )
+
+
 @dataclass(frozen=True)
 class Backend:
     """How to configure and build one kind of judge."""
@@ -101,6 +138,9 @@ class Backend:
     """Whether verdicts cost something to compute, so the judgment cache should sit in front of it."""
     preflight: Callable[[Any, str | Path | None], None]
     """Checks, without loading weights or judging, that the judge can be built and run (model files, data)."""
+    beside_cache: Callable[[Any, Path], Any] | None = None
+    """Given the config and an explicitly chosen judgment cache file, the config with the files that live beside the
+    cache filled in (an API judge's spend ledger); ``None`` when the backend keeps no such files."""
 
 
 BACKENDS: dict[str, Backend] = {
@@ -117,6 +157,14 @@ BACKENDS: dict[str, Backend] = {
         positional="name",
         cacheable=False,
         preflight=_preflight_replay,
+    ),
+    "openai": Backend(
+        config_cls=_openai_config_cls,
+        build=_build_openai,
+        positional="model",
+        cacheable=True,
+        preflight=_preflight_openai,
+        beside_cache=_ledger_beside_cache,
     ),
     # A deterministic stand-in (lm_eval_pandalm.testing.fakes): whole runs without a model, for tests and dry runs.
     "fake": Backend(
@@ -142,8 +190,8 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
     backend, sep, rest = spec.partition(":")
     if not sep or backend not in BACKENDS or not rest:
         raise ConfigError(
-            f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, or a YAML judge "
-            f"config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
+            f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, openai:<model>, or a "
+            f"YAML judge config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
         )
     return backend, {BACKENDS[backend].positional: rest}, f"judge spec {spec!r}"
 
@@ -200,21 +248,25 @@ def make_judge(
     """Build the judge a SPEC names.
 
     Args:
-        spec: ``pandalm:<id or path>``, ``replay:<name>`` or a YAML judge config path (see module docs).
+        spec: ``pandalm:<id or path>``, ``replay:<name>``, ``openai:<model>`` or a YAML judge config path (see module
+            docs).
         data_dir: Local mirror of the benchmark data (replay judges read recorded verdicts from it).
         cache: Judgment cache for judges that cost something: a path, ``False`` to disable, ``None`` or ``True``
             for the default (``PANDALM_CACHE_PATH`` / ``PANDALM_NO_CACHE``, see :mod:`lm_eval_pandalm.wrappers.cache`).
+            An API judge keeps its spend ledger beside an explicitly given cache file unless its config names one.
         overrides: Config fields to set over the SPEC's (e.g. ``{"truncation": "left"}`` from a command-line flag).
 
     Returns:
         A judge; model judges come wrapped in the judgment cache unless it is disabled.
     """
     backend, config = _config_for(spec, overrides)
+    path = None if cache is None or cache is True or cache is False else cache
+    if backend.beside_cache is not None and path is not None:
+        config = backend.beside_cache(config, Path(path))
     judge = backend.build(config, data_dir)
     if not backend.cacheable or cache is False:
         return judge
 
     from ..wrappers.cache import maybe_cached
 
-    path = None if cache is None or cache is True else cache
     return maybe_cached(judge, path=path, enabled=True if path is not None or cache is True else None)

@@ -20,7 +20,9 @@ Concurrency and crashes:
     one file, each through its own connection; readers never block the writer. :class:`CachedJudge` sends the items
     it must judge to the inner judge in chunks of at most ``chunk_size`` and commits each chunk's verdicts in one
     ``BEGIN IMMEDIATE`` transaction before the next chunk starts, so a kill loses at most the chunk in flight and a
-    re-run judges only what is missing. A write that fails (read-only file, lock held past the timeout, disk full)
+    re-run judges only what is missing. A judge that pays per item (an API judge) reports each verdict as it arrives
+    through ``judge_incrementally(items, on_verdict)``; each is then committed at once, so a kill loses only the
+    answers still in flight. A write that fails (read-only file, lock held past the timeout, disk full)
     does not lose the verdicts: they are still returned, further writes are skipped, and :attr:`CachedJudge.write_error`
     says what happened and how to fix it. Closing the cache checkpoints the write-ahead log into the ``.sqlite`` file,
     which then holds everything on its own. WAL needs a local filesystem (not NFS).
@@ -539,14 +541,32 @@ class CachedJudge:
         with tqdm(total=len(groups), desc=f"judging ({self.judge_id})", unit="item", disable=not show) as bar:
             for start in range(0, len(groups), self.chunk_size):
                 chunk = groups[start : start + self.chunk_size]
-                to_judge = [items[positions[0]] for _, positions in chunk]
-                fresh = check_verdicts(self.inner, to_judge, self.inner(to_judge))
+                fresh = self._judge_chunk(
+                    [items[positions[0]] for _, positions in chunk], [k for k, _ in chunk], fingerprint
+                )
                 self.misses += len(chunk)
                 for (_, positions), verdict in zip(chunk, fresh, strict=True):
                     for i in positions:
                         results[i] = verdict
-                self._store(fingerprint, [(key, verdict) for (key, _), verdict in zip(chunk, fresh, strict=True)])
                 bar.update(len(chunk))
+
+    def _judge_chunk(self, to_judge: list[PairItem], keys: list[str], fingerprint: str) -> list[Verdict]:
+        """Judge one chunk of misses and store its verdicts: as each arrives when the inner judge reports them so
+        (an API judge, so that a kill mid-chunk loses no paid answer), else all together at the end."""
+        incremental = getattr(self.inner, "judge_incrementally", None)
+        if not callable(incremental):
+            fresh = check_verdicts(self.inner, to_judge, self.inner(to_judge))
+            self._store(fingerprint, list(zip(keys, fresh, strict=True)))
+            return fresh
+        stored: set[int] = set()
+
+        def store_now(index: int, verdict: Verdict) -> None:
+            self._store(fingerprint, [(keys[index], verdict)])
+            stored.add(index)
+
+        fresh = check_verdicts(self.inner, to_judge, incremental(to_judge, store_now))
+        self._store(fingerprint, [(keys[j], verdict) for j, verdict in enumerate(fresh) if j not in stored])
+        return fresh
 
     def _store(self, fingerprint: str, entries: list[tuple[str, Verdict]]) -> None:
         if self.write_error is not None:
