@@ -420,3 +420,20 @@ def test_maybe_cached_follows_the_environment(clean_env: pytest.MonkeyPatch, tmp
     clean_env.setenv("PANDALM_NO_CACHE", "1")
     assert maybe_cached(fake) is fake
     assert isinstance(maybe_cached(fake, path=tmp_path / "forced.sqlite", enabled=True), CachedJudge)
+
+
+def test_cache_report_counts_what_this_process_stored(cache_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
+    from lm_eval_pandalm.wrappers import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_LIVE", weakref.WeakSet())
+    assert cache_module.cache_report() == "no verdicts were stored in a judgment cache"
+
+    judge = CachedJudge(FakeJudge(PreferLonger()), cache_path)
+    judge(ITEMS)
+    judge(ITEMS)  # served from the cache: nothing new stored
+    assert cache_module.cache_report() == (
+        f"3 verdicts judged in this run are in the cache ({cache_path}); re-run the same command to resume"
+    )
+    judge.close()

@@ -5,6 +5,11 @@
 ``pandalm score``      judge the samples of a finished ``lm_eval --log_samples`` run (two-stage scoring);
 ``pandalm tasks-dir``  print the folder of the package's lm-eval tasks (for ``lm_eval --include_path``);
 ``pandalm spend``      summarise what API judges spent, from the spend ledger.
+``pandalm calibrate``  fit an escalation cascade's policy on labelled benchmarks (Trust-or-Escalate thresholds);
+``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data.
+
+:mod:`.cascade_options` is not a subcommand: it holds the ``--dry-run`` / ``--plot`` options and the cascade
+figures that ``pandalm meta`` and ``pandalm judge`` share.
 
 A subcommand module defines ``NAME``, ``HELP`` (one line for the command list), ``DESCRIPTION`` (the ``--help``
 text), ``add_arguments(parser)`` and ``run(args) -> int``; adding a command is one module and one entry in
@@ -27,7 +32,7 @@ from .common import HelpFormatter
 
 __all__ = ["COMMANDS", "main", "make_parser"]
 
-COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend")
+COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend", "calibrate", "export_escalations")
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..failures import failure_summary
+from . import cascade_options
 from .common import (
     add_judge_arguments,
     atomic_output,
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="judge once, or in both orders combined by averaging (both-orders) or PandaLM's rule (paper)",
     )
     parser.add_argument("--chunk-size", type=int, default=256, help="pairs judged, cached and written per step")
+    parser.add_argument("--json", action="store_true", help="also print the run's figures as one JSON object")
+    cascade_options.add_cascade_options(parser)
     add_judge_arguments(parser)
 
 
@@ -63,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise ValueError(f"{args.input}: no pairs to judge (the file is empty)")
     judge = make_judge(args.judge, data_dir=args.data_dir, cache=cache_setting(args))
+    if args.dry_run:
+        cascade_options.dry_run_report(judge, items, both_orders=args.protocol != "first-order")
+        return 0
+    inner = judge
     if args.protocol != "first-order":
         from ..wrappers.both_orders import BothOrdersJudge
 
@@ -80,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
                 outcomes.append((verdict.state.value, verdict.error))
     print(f"judged {len(items)} pairs with {judge.judge_id} -> {args.output}: {json.dumps(counts)}")
     print(failure_summary(outcomes))
+    if args.json:
+        print(json.dumps({"judged": len(items), "counts": counts, **cascade_options.extra_figures(inner, items)}))
     return cache_write_status()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..failures import failure_summary
 from ..meta import PROTOCOLS
+from . import cascade_options
 from .common import add_judge_arguments, cache_setting, cache_write_status
 
 NAME = "meta"
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model judges: a prompt over the judge's context is marked over_context (none) or left-truncated and "
         "scored (left), as lm-eval's hf model does in the pandalm_judge_* tasks (default: the judge config's)",
     )
+    cascade_options.add_cascade_options(parser, plot=True)
     add_judge_arguments(parser)
 
 
@@ -57,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         items, gold = items[: args.limit], gold[: args.limit]
     judge = make_judge(args.judge, data_dir=args.data_dir, cache=cache_setting(args), overrides=overrides)
-    result = evaluate_judge(judge, items, gold, args.protocol)
-    summary = {"benchmark": benchmark.name, **result.to_dict()}
+    if args.dry_run:
+        cascade_options.dry_run_report(judge, items, both_orders=args.protocol in ("both-orders", "paper"))
+        return 0
+    recorder = cascade_options.Recorder(judge) if args.plot else None
+    result = evaluate_judge(recorder or judge, items, gold, args.protocol)
+    summary = {"benchmark": benchmark.name, **result.to_dict(), **cascade_options.extra_figures(judge, items, gold)}
+    if recorder is not None:
+        cascade_options.write_plot(
+            args.plot, recorder, items, gold, benchmark=benchmark.name, accuracy_order_avg=result.accuracy_order_avg
+        )
     print_table(summary)
     print(failure_summary(result.outcomes))
     over = result.failed_by_state.get("over_context", 0)

@@ -23,7 +23,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ class JudgmentSummary:
     """One of :data:`PROTOCOLS`."""
     response: str
     """The candidate response that was judged."""
+    stage: str | None = None
+    """Cascade judges: the stage whose verdict decided; ``None`` for other judges."""
+    escalated: bool | None = None
+    """Cascade judges: the pair reached the cascade's last stage; ``None`` for other judges."""
+    decision: str | None = None
+    """Cascade judges: why the deciding stage's verdict was kept (or why the pair was not escalated)."""
+    api_calls: int | None = None
+    """Cascade judges: paid judgments the pair took (both orders, every stage); ``None`` when not known."""
+    cost_usd: float | None = None
+    """Dollars the judgment cost, when the judge reports or estimates it; ``None`` when not known."""
 
     def __post_init__(self) -> None:
         if self.outcome is not None and self.outcome not in OUTCOMES:
@@ -136,7 +146,7 @@ class JudgmentSummary:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"not a judgment summary (invalid JSON: {exc}): {_preview(text)}") from None
-        if not isinstance(data, dict) or set(data) != set(_SUMMARY_FIELDS):
+        if not isinstance(data, dict) or not set(_REQUIRED_FIELDS) <= set(data) <= set(_SUMMARY_FIELDS):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise ValueError(
                 f"not a judgment summary (expected the fields {list(_SUMMARY_FIELDS)}, got {got}): {_preview(text)}"
@@ -175,10 +185,13 @@ class JudgmentSummary:
             judge=judge,
             protocol=protocol,
             response=response,
+            cost_usd=combined.cost_usd,
         )
 
 
 _SUMMARY_FIELDS = tuple(f.name for f in fields(JudgmentSummary))
+# Fields added after the first release have defaults, so summaries logged by an earlier version still read back.
+_REQUIRED_FIELDS = tuple(f.name for f in fields(JudgmentSummary) if f.default is MISSING)
 
 
 def _outcome(verdict: Verdict) -> str | None:
@@ -363,6 +376,11 @@ def judge_against_baseline(
             )
             for item, j in zip(items, judgments, strict=True)
         ]
+    from ..wrappers.cascade.report import summary_fields  # imports no heavy dependency
+
+    extras = [summary_fields(inner, item) for item in items]
+    if any(extras):  # a cascade: which stage decided each pair, why, and what it cost
+        summaries = [replace(s, **extra) for s, extra in zip(summaries, extras, strict=True)]
     counts = Counter(s.outcome or f"failed ({s.state})" for s in summaries)
     logger.info("judged %d responses with %s: %s", len(summaries), inner.judge_id, dict(sorted(counts.items())))
     return summaries

@@ -39,6 +39,7 @@ def register() -> None:
     import lm_eval.models  # noqa: F401
     from lm_eval.api import registry
 
+    from . import cascade_metrics
     from .judge_filter import PandaLMJudgeFilter
     from .meta_tasks import AGGREGATIONS
     from .replay_model import PandaLMReplayLM
@@ -49,11 +50,10 @@ def register() -> None:
     for name, aggregation in AGGREGATIONS.items():
         if name not in registry.aggregation_registry:
             registry.register_aggregation(name)(aggregation)
-    for name, metric in METRICS.items():
+    directions = {**HIGHER_IS_BETTER, **cascade_metrics.HIGHER_IS_BETTER}
+    for name, metric in {**METRICS, **cascade_metrics.METRICS}.items():
         if name not in registry.metric_registry:
-            registry.register_metric(metric=name, higher_is_better=HIGHER_IS_BETTER[name], aggregation="nanmean")(
-                metric
-            )
+            registry.register_metric(metric=name, higher_is_better=directions[name], aggregation="nanmean")(metric)
     if MODEL_NAME not in registry.model_registry:
         registry.register_model(MODEL_NAME)(PandaLMReplayLM)
     _registered = True

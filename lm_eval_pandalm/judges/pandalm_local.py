@@ -541,6 +541,41 @@ class PandaLMJudge:
                 latency_s=latency,
             )
 
+    def embed(self, items: Sequence[PairItem]) -> list[list[float]]:
+        """The judge's final hidden state at the last token of each item's prompt, L2-normalised.
+
+        Used as a representation of the pair for out-of-domain distances (the cascade's ``hidden_distance``
+        signal). A prompt longer than the context keeps its latest tokens. One forward pass per batch, without the
+        verdict continuations.
+        """
+        items = list(items)
+        if not items:
+            return []
+        texts = [build_prompt(item) for item in items]
+        raw_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        keep = self.max_length - len(self._prefix_ids)
+        prompts = [self._prefix_ids + list(ids)[-keep:] for ids in raw_ids]
+        out: list[list[float]] = [[] for _ in items]
+        batches = plan_batches([len(p) for p in prompts], self.config.max_batch_tokens, self.config.max_batch_size)
+        with torch.inference_mode():
+            for batch in batches:
+                width = max(len(prompts[i]) for i in batch)
+                input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long, device=self._device)
+                attention = torch.zeros((len(batch), width), dtype=torch.long, device=self._device)
+                for row, i in enumerate(batch):
+                    input_ids[row, : len(prompts[i])] = torch.tensor(prompts[i], device=self._device)
+                    attention[row, : len(prompts[i])] = 1
+                kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keep_logits else {}
+                hidden = self.model(
+                    input_ids=input_ids, attention_mask=attention, output_hidden_states=True, use_cache=False, **kwargs
+                ).hidden_states[-1]
+                last = torch.tensor([len(prompts[i]) - 1 for i in batch], device=hidden.device)
+                vectors = hidden[torch.arange(len(batch), device=hidden.device), last].float()
+                vectors = torch.nn.functional.normalize(vectors, dim=-1).cpu().tolist()
+                for i, vector in zip(batch, vectors, strict=True):
+                    out[i] = vector
+        return out
+
     # -- explanations ---------------------------------------------------------------------------------------------
 
     def explain(

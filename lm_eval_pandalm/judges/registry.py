@@ -7,7 +7,9 @@ A SPEC is one of:
   ``LLaMA2``, optionally ``GPT-4/<LLMBar strategy>``, or a verdict JSONL written by ``pandalm judge``);
 * ``openai:<model>``: a chat model behind the OpenAI API (key in ``$OPENAI_API_KEY``), with default settings;
 * a path to a YAML judge config whose ``type`` key names the backend and whose other keys are fields of that
-  backend's config dataclass (``type: openai`` for any OpenAI-compatible server, chat or completions).
+  backend's config dataclass (``type: openai`` for any OpenAI-compatible server, chat or completions;
+  ``type: cascade`` builds an escalation cascade whose stages are SPECs themselves);
+* the same mapping given directly (how a cascade's stages may be written inline).
 
 Backends are imported only when used, so naming a replay judge never imports torch.
 """
@@ -52,6 +54,24 @@ def _preflight_replay(config: ReplayJudgeConfig, data_dir: str | Path | None) ->
     judge = _build_replay(config, data_dir)  # checks the name; reads nothing but a verdict .jsonl
     assert isinstance(judge, ReplayJudge)
     judge.check_available(data_dir)
+
+
+def _cascade_config_cls() -> type:
+    from ..wrappers.cascade.config import CascadeConfig
+
+    return CascadeConfig
+
+
+def _build_cascade(config: Any, data_dir: str | Path | None, cache: str | Path | bool | None = None) -> Judge:
+    from ..wrappers.cascade.build import build_cascade
+
+    return build_cascade(config, data_dir=data_dir, cache=cache)
+
+
+def _preflight_cascade(config: Any, data_dir: str | Path | None) -> None:
+    """Every stage's judge is checked as if it were named on its own."""
+    for stage in config.stage_configs:
+        preflight_spec(stage.judge, data_dir=data_dir)
 
 
 def _pandalm_config_cls() -> type:
@@ -130,8 +150,8 @@ class Backend:
 
     config_cls: Callable[[], type]
     """Returns the backend's config dataclass (a callable so the backend module is imported lazily)."""
-    build: Callable[[Any, str | Path | None], Judge]
-    """Builds the judge from a config instance and the data directory."""
+    build: Callable[..., Judge]
+    """Builds the judge from a config instance and the data directory (and the cache setting, when ``wraps``)."""
     positional: str
     """The config field that the part after ``<backend>:`` in a SPEC fills."""
     cacheable: bool
@@ -141,6 +161,8 @@ class Backend:
     beside_cache: Callable[[Any, Path], Any] | None = None
     """Given the config and an explicitly chosen judgment cache file, the config with the files that live beside the
     cache filled in (an API judge's spend ledger); ``None`` when the backend keeps no such files."""
+    wraps: bool = False
+    """The judge is built from other judges (a cascade): ``build`` also receives the cache setting, for them."""
 
 
 BACKENDS: dict[str, Backend] = {
@@ -166,6 +188,15 @@ BACKENDS: dict[str, Backend] = {
         preflight=_preflight_openai,
         beside_cache=_ledger_beside_cache,
     ),
+    # Its stages are cached one by one; the cascade's own verdicts depend on its policy and budget, so it is not.
+    "cascade": Backend(
+        config_cls=_cascade_config_cls,
+        build=_build_cascade,
+        positional="stages",
+        cacheable=False,
+        preflight=_preflight_cascade,
+        wraps=True,
+    ),
     # A deterministic stand-in (lm_eval_pandalm.testing.fakes): whole runs without a model, for tests and dry runs.
     "fake": Backend(
         config_cls=_fake_config_cls,
@@ -177,8 +208,18 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
-def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
+def _parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any], str]:
     """Backend name, config mapping and a description of where it came from."""
+    if isinstance(spec, Mapping):
+        data = dict(spec)
+        backend = data.pop("type", None)
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"judge config {dict(spec)!r:.120}: key 'type' must be one of {', '.join(BACKENDS)} (got {backend!r})"
+            )
+        return backend, data, f"judge config (type {backend})"
+    if not isinstance(spec, str):
+        raise ConfigError(f"a judge SPEC must be a string or a mapping with a 'type' key, got {type(spec).__name__}")
     if spec.endswith((".yaml", ".yml")) and not spec.startswith(tuple(f"{name}:" for name in BACKENDS)):
         data = load_yaml_mapping(spec)
         backend = data.pop("type", None)
@@ -188,7 +229,7 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
             )
         return backend, data, spec
     backend, sep, rest = spec.partition(":")
-    if not sep or backend not in BACKENDS or not rest:
+    if not sep or backend not in BACKENDS or not rest or backend == "cascade":
         raise ConfigError(
             f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, openai:<model>, or a "
             f"YAML judge config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
@@ -196,7 +237,7 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, Any], str]:
     return backend, {BACKENDS[backend].positional: rest}, f"judge spec {spec!r}"
 
 
-def check_spec(spec: str) -> None:
+def check_spec(spec: str | Mapping[str, Any]) -> None:
     """Check a SPEC (and a YAML judge config's keys and value types) without building the judge.
 
     No model is loaded and no data is read, so callers can fail before an expensive run rather than after it.
@@ -208,7 +249,7 @@ def check_spec(spec: str) -> None:
 
 
 def preflight_spec(
-    spec: str, *, data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+    spec: str | Mapping[str, Any], *, data_dir: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> None:
     """Check everything a SPEC needs before any expensive work: the SPEC and its config, the backend's names, the
     model's files (a local folder, or a Hub id that is in the local cache when offline) and loadable model config,
@@ -224,7 +265,7 @@ def preflight_spec(
     backend.preflight(config, data_dir)
 
 
-def _config_for(spec: str, overrides: Mapping[str, Any] | None = None) -> tuple[Backend, Any]:
+def _config_for(spec: str | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> tuple[Backend, Any]:
     """The backend a SPEC names and its validated config dataclass (``overrides`` replace config fields)."""
     backend_name, data, source = _parse_spec(spec)
     backend = BACKENDS[backend_name]
@@ -239,7 +280,7 @@ def _config_for(spec: str, overrides: Mapping[str, Any] | None = None) -> tuple[
 
 
 def make_judge(
-    spec: str,
+    spec: str | Mapping[str, Any],
     *,
     data_dir: str | Path | None = None,
     cache: str | Path | bool | None = None,
@@ -248,8 +289,8 @@ def make_judge(
     """Build the judge a SPEC names.
 
     Args:
-        spec: ``pandalm:<id or path>``, ``replay:<name>``, ``openai:<model>`` or a YAML judge config path (see module
-            docs).
+        spec: ``pandalm:<id or path>``, ``replay:<name>``, ``openai:<model>``, a YAML judge config path, or such a
+            config as a mapping (see module docs).
         data_dir: Local mirror of the benchmark data (replay judges read recorded verdicts from it).
         cache: Judgment cache for judges that cost something: a path, ``False`` to disable, ``None`` or ``True``
             for the default (``PANDALM_CACHE_PATH`` / ``PANDALM_NO_CACHE``, see :mod:`lm_eval_pandalm.wrappers.cache`).
@@ -263,7 +304,7 @@ def make_judge(
     path = None if cache is None or cache is True or cache is False else cache
     if backend.beside_cache is not None and path is not None:
         config = backend.beside_cache(config, Path(path))
-    judge = backend.build(config, data_dir)
+    judge = backend.build(config, data_dir, cache) if backend.wraps else backend.build(config, data_dir)
     if not backend.cacheable or cache is False:
         return judge
 

@@ -627,8 +627,8 @@ def cache_write_errors() -> list[CacheError]:
 def cache_report() -> str:
     """What this process has stored in judgment caches so far, e.g. for the message after Ctrl-C.
 
-    >>> cache_report() if not _LIVE else "..."
-    'no verdicts were stored in a judgment cache'
+    The caches are counted from every `CachedJudge` still alive in the process, so the answer depends on what ran
+    before; ``tests/test_cache.py`` checks it on caches of its own.
     """
     stored: dict[str, int] = {}
     for judge in list(_LIVE):
