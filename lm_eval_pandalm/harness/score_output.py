@@ -82,6 +82,11 @@ def _aggregate(summaries: Sequence[JudgmentSummary], bootstrap_iters: int) -> tu
 def _judged_sample(row: Mapping[str, Any], summary: JudgmentSummary) -> dict[str, Any]:
     """One line of lm-eval's samples format with the judgment as the filtered response and the metrics' values."""
     sample = dict(row)
+    # The generating run's own metric values (e.g. an in-run judge's, or NaN for metrics it could not compute) are
+    # not this scoring's: drop them, so that only the values computed here are in the line.
+    for name in row.get("metrics") or ():
+        if isinstance(name, str):
+            sample.pop(name, None)
     sample["filter"] = FILTER_NAME
     sample["filtered_resps"] = [summary.to_json()]
     sample["metrics"] = list(METRICS)

@@ -557,6 +557,7 @@ class PandaLMJudge:
         prompts = [self._prefix_ids + list(ids)[-keep:] for ids in raw_ids]
         out: list[list[float]] = [[] for _ in items]
         batches = plan_batches([len(p) for p in prompts], self.config.max_batch_tokens, self.config.max_batch_size)
+        model = self.model  # loads the weights first: device and logits_to_keep support are read from them
         with torch.inference_mode():
             for batch in batches:
                 width = max(len(prompts[i]) for i in batch)
@@ -566,7 +567,7 @@ class PandaLMJudge:
                     input_ids[row, : len(prompts[i])] = torch.tensor(prompts[i], device=self._device)
                     attention[row, : len(prompts[i])] = 1
                 kwargs: dict[str, Any] = {"logits_to_keep": 1} if self._keep_logits else {}
-                hidden = self.model(
+                hidden = model(
                     input_ids=input_ids, attention_mask=attention, output_hidden_states=True, use_cache=False, **kwargs
                 ).hidden_states[-1]
                 last = torch.tensor([len(prompts[i]) - 1 for i in batch], device=hidden.device)
