@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import PandaLMError
+from .sqlite_schema import ensure_schema
 
 __all__ = [
     "GROUPINGS",
@@ -185,30 +186,19 @@ class SpendLedger:
             ) from exc
 
     def _migrate(self) -> None:
-        conn = self._conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"spend ledger {self.path} has schema version {version}, newer than this package's {SCHEMA_VERSION}; "
+        ensure_schema(
+            self._conn,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            table="calls",
+            newer=lambda found: LedgerError(
+                f"spend ledger {self.path} has schema version {found}, newer than this package's {SCHEMA_VERSION}; "
                 "upgrade lm_eval_pandalm"
-            )
-        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        if tables and "calls" not in tables:
-            raise LedgerError(
+            ),
+            foreign=lambda tables: LedgerError(
                 f"{self.path} is an SQLite database of something else (tables: {', '.join(tables)}), not a spend ledger"
-            )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                conn.execute(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            ),
+        )
 
     # -- writing ---------------------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from typing import Any, cast
 
 from ..errors import PandaLMError
 from ..judge import Judge, check_verdicts, is_order_invariant
+from ..sqlite_schema import ensure_schema
 from ..types import Label, PairItem, Verdict, VerdictState
 
 __all__ = [
@@ -263,34 +264,22 @@ class JudgmentCache:
         return CacheError(f"judgment cache {self.path} {what} ({message}); {_CACHE_FIX}", path=str(self.path))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise CacheError(
-                f"judgment cache {self.path} has schema version {version}, newer than this package's "
+        ensure_schema(
+            conn,
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            table="judgments",
+            newer=lambda found: CacheError(
+                f"judgment cache {self.path} has schema version {found}, newer than this package's "
                 f"{SCHEMA_VERSION}; upgrade lm_eval_pandalm, or point --cache (or PANDALM_CACHE_PATH) at another file",
                 path=str(self.path),
-            )
-        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
-            tables = ", ".join(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-            if "judgments" not in tables.split(", "):
-                raise CacheError(
-                    f"{self.path} is an SQLite database of something else (tables: {tables}), not a judgment cache; "
-                    f"{_CACHE_FIX}",
-                    path=str(self.path),
-                )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have created the schema between the check above and taking the write lock.
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                conn.execute(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            ),
+            foreign=lambda tables: CacheError(
+                f"{self.path} is an SQLite database of something else (tables: {', '.join(tables)}), not a judgment "
+                f"cache; {_CACHE_FIX}",
+                path=str(self.path),
+            ),
+        )
 
     def _retry_busy(self, operation: Any) -> Any:
         """Run ``operation``, retrying with backoff while SQLite reports the database busy or locked.
