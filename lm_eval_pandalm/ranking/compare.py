@@ -26,7 +26,7 @@ from ..errors import PandaLMError
 from ..judge import Judge, check_verdicts
 from ..meta import PROTOCOLS
 from ..types import Label, PairItem, Verdict, VerdictState
-from .ratings import Counts, RatingTable, fit_ratings, kendall_tau, rate
+from .ratings import Counts, RatingTable, cluster_matrices, fit_ratings, kendall_tau, rate
 from .tournament import A_WINS, B_WINS, FAILED, TIE, AdaptiveResult, Tournament
 
 __all__ = [
@@ -260,13 +260,20 @@ def compare_benchmark(
     records = _records(rows, items, verdicts, protocol)
     counts = _counts_of(names, records)
     _, per_game = _game_judge(judge, protocol)
+    # Resample instructions, not items: PandaLM's 999 items share 170 instructions.
+    instruction_ids: dict[tuple[str, str], int] = {}
+    games = [
+        (r.a, r.b, instruction_ids.setdefault((item.instruction, item.input), len(instruction_ids)), r.outcome)
+        for r, item in zip(records, items, strict=True)
+    ]
+    clusters = cluster_matrices(len(names), games, len(instruction_ids))
     return CompareResult(
         names=names,
         judge=judge.judge_id,
         protocol=protocol,
         schedule="benchmark",
         counts=counts,
-        table=rate(counts, rounds=rounds, seed=seed, confidence=confidence),
+        table=rate(counts, rounds=rounds, seed=seed, confidence=confidence, clusters=clusters),
         games=records,
         judgments=per_game * len(items),
         reference=_reference(reference, names, rows, items, protocol, counts),
@@ -343,7 +350,7 @@ def compare_answers(
         protocol=protocol,
         schedule=schedule,
         counts=counts,
-        table=rate(counts, rounds=rounds, seed=seed, confidence=confidence),
+        table=rate(counts, rounds=rounds, seed=seed, confidence=confidence, clusters=tournament.by_instruction),
         games=records,
         judgments=per_game * len(records),
         all_pairs_judgments=per_game * tournament.all_pairs_games,

@@ -29,6 +29,7 @@ __all__ = [
     "Counts",
     "RatingTable",
     "bootstrap_ratings",
+    "cluster_matrices",
     "fit_ratings",
     "kendall_tau",
     "rate",
@@ -119,13 +120,47 @@ def fit_ratings(counts: Counts, *, alpha: float = DEFAULT_ALPHA, initial: Any = 
     return params - params.mean()
 
 
-def bootstrap_ratings(counts: Counts, *, rounds: int = 1000, seed: int = 0, alpha: float = DEFAULT_ALPHA) -> Any:
-    """``(rounds, n)`` centred ratings refitted on stratified resamples of each pair's games (seeded)."""
+def cluster_matrices(n: int, games: Sequence[tuple[int, int, int, int]], n_clusters: int) -> Any:
+    """``(n_clusters, n, n)`` comparison matrices (wins + ties / 2), one per cluster, from ``(a, b, cluster,
+    outcome)`` games; outcome 0 = ``a`` wins, 1 = ``b`` wins, 2 = tie, anything else = no verdict (left out)."""
+    np = _np()
+    out = np.zeros((n_clusters, n, n))
+    for a, b, cluster, outcome in games:
+        if outcome == 0:
+            out[cluster, a, b] += 1
+        elif outcome == 1:
+            out[cluster, b, a] += 1
+        elif outcome == 2:
+            out[cluster, a, b] += 0.5
+            out[cluster, b, a] += 0.5
+    return out
+
+
+def bootstrap_ratings(
+    counts: Counts, *, rounds: int = 1000, seed: int = 0, alpha: float = DEFAULT_ALPHA, clusters: Any = None
+) -> Any:
+    """``(rounds, n)`` centred ratings refitted on bootstrap resamples (seeded).
+
+    With ``clusters`` (``(m, n, n)`` comparison matrices, one per instruction: :func:`cluster_matrices`), the
+    instructions are resampled with replacement, every game of a drawn instruction together: one instruction's
+    answers are shared by all of a candidate's games on it, so its games are not independent. Without, each pair's
+    games are resampled on their own (stratified by pair).
+    """
     np = _np()
     if rounds < 1:
         raise ValueError(f"bootstrap rounds must be at least 1, got {rounds}")
     rng = np.random.default_rng(seed)
     n = len(counts.names)
+    if clusters is not None:
+        clusters = np.asarray(clusters, dtype=float)
+        m = clusters.shape[0]
+        weights = rng.multinomial(m, np.full(m, 1 / m), size=rounds)
+        start = fit_ratings(clusters.sum(axis=0), alpha=alpha)
+        flat = clusters.reshape(m, n * n)
+        out = np.empty((rounds, n))
+        for r in range(rounds):
+            out[r] = fit_ratings((weights[r] @ flat).reshape(n, n), alpha=alpha, initial=start)
+        return out
     iu, ju = np.triu_indices(n, 1)
     games = counts.games[iu, ju]
     played = games > 0
@@ -144,10 +179,11 @@ def bootstrap_ratings(counts: Counts, *, rounds: int = 1000, seed: int = 0, alph
 
 
 def wald_covariance(counts: Counts, ratings: Any) -> Any:
-    """Covariance of the centred ratings from the Bradley-Terry Fisher information (pseudo-inverse).
+    """Covariance of the centred ratings from the Bradley-Terry Fisher information.
 
-    Cheap (one ``n x n`` pseudo-inverse), for choosing the next comparisons; reported intervals come from
-    :func:`bootstrap_ratings`.
+    The information is a weighted graph Laplacian ``L``; for a connected graph its pseudo-inverse is
+    ``inv(L + J/n) - J/n`` (``J`` all ones), one ``n x n`` solve. Cheap, for choosing the next comparisons; reported
+    intervals come from :func:`bootstrap_ratings`.
     """
     np = _np()
     games = counts.games
@@ -155,7 +191,9 @@ def wald_covariance(counts: Counts, ratings: Any) -> Any:
     p = 1 / (1 + np.exp(-diff))
     weights = games * p * (1 - p)
     info = np.diag(weights.sum(axis=1)) - weights
-    return np.linalg.pinv(info, hermitian=True)
+    n = len(ratings)
+    centre = np.full((n, n), 1 / n)
+    return np.linalg.inv(info + centre) - centre
 
 
 def significance(samples: Any, confidence: float) -> Any:
@@ -241,7 +279,9 @@ class RatingTable:
         ]
 
 
-def rate(counts: Counts, *, rounds: int = 1000, seed: int = 0, confidence: float = 0.9) -> RatingTable:
+def rate(
+    counts: Counts, *, rounds: int = 1000, seed: int = 0, confidence: float = 0.9, clusters: Any = None
+) -> RatingTable:
     """Fit, bootstrap and test: the :class:`RatingTable` of ``counts``.
 
     Args:
@@ -249,6 +289,8 @@ def rate(counts: Counts, *, rounds: int = 1000, seed: int = 0, confidence: float
         rounds: Bootstrap rounds (at least 1; 1000 by default).
         seed: Bootstrap seed: the same counts and seed give the same intervals.
         confidence: Interval coverage, also of the differences that decide "significantly better" (``0.9``: 5-95%).
+        clusters: Per-instruction comparison matrices: resample instructions rather than games (see
+            :func:`bootstrap_ratings`).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
@@ -256,7 +298,7 @@ def rate(counts: Counts, *, rounds: int = 1000, seed: int = 0, confidence: float
         raise ValueError(f"need at least two candidates to rank, got {counts.names}")
     np = _np()
     ratings = fit_ratings(counts)
-    samples = bootstrap_ratings(counts, rounds=rounds, seed=seed)
+    samples = bootstrap_ratings(counts, rounds=rounds, seed=seed, clusters=clusters)
     tail = (1 - confidence) / 2
     low, high = np.quantile(samples, [tail, 1 - tail], axis=0)
     better = significance(samples, confidence)

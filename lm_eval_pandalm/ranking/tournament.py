@@ -66,6 +66,9 @@ class Tournament:
     """``played[a, b, k]`` (symmetric in ``a, b``): the pair has played instruction ``k``."""
     games_played: int = field(init=False, default=0)
     """Games handed to ``play`` (failed ones included)."""
+    by_instruction: Any = field(init=False)
+    """``(n_instructions, n, n)`` comparison matrices (wins + ties / 2) per instruction, for the bootstrap that
+    resamples instructions (:func:`~.ratings.bootstrap_ratings`)."""
 
     def __post_init__(self) -> None:
         np = _np()
@@ -76,6 +79,7 @@ class Tournament:
         self.counts = Counts.empty(self.names)
         n = len(self.names)
         self.played = np.zeros((n, n, self.n_instructions), dtype=bool)
+        self.by_instruction = np.zeros((self.n_instructions, n, n))
 
     @property
     def all_pairs_games(self) -> int:
@@ -108,6 +112,14 @@ class Tournament:
             sel = codes == code
             np.add.at(matrix, (a[sel], b[sel]), 1)
             np.add.at(matrix, (b[sel], a[sel]), 1)
+        for code, first, second, value in (
+            (A_WINS, a, b, 1.0),
+            (B_WINS, b, a, 1.0),
+            (TIE, a, b, 0.5),
+            (TIE, b, a, 0.5),
+        ):
+            sel = codes == code
+            np.add.at(self.by_instruction, (k[sel], first[sel], second[sel]), value)
 
     def unplayed(self, a: int, b: int) -> Any:
         """Instructions the pair has not played yet."""
@@ -151,6 +163,21 @@ class AdaptiveResult:
     """Smallest Wald z between a top-k and another candidate at the end."""
 
 
+def _nearest(ratings: Any, a: int, b: int, tournament: Tournament) -> int | None:
+    """The candidate rated closest to the middle of ``a`` and ``b`` (neither of them) that can still play an
+    unplayed game with both; ``None`` when there is none."""
+    np = _np()
+    target = (ratings[a] + ratings[b]) / 2
+    for c in np.argsort(np.abs(ratings - target), kind="stable"):
+        c = int(c)
+        if c in (a, b):
+            continue
+        if tournament.played[a, c].all() or tournament.played[b, c].all():
+            continue
+        return c
+    return None
+
+
 def _pick(rng: Any, pool: Any, size: int) -> Any:
     return rng.choice(pool, size=min(size, len(pool)), replace=False)
 
@@ -164,6 +191,7 @@ def run_adaptive(
     games_per_pair: int = 10,
     pairs_per_round: int = 8,
     warmup_games: int = 5,
+    close_gap: float = 0.3,
     budget: int | None = None,
     seed: int = 0,
 ) -> AdaptiveResult:
@@ -177,6 +205,8 @@ def run_adaptive(
         games_per_pair: Games each chosen pair plays per round.
         pairs_per_round: Least separated pairs played per round.
         warmup_games: Games per pair of the warm-up cycle and matching.
+        close_gap: A least separated pair whose ratings differ by more than this does not play itself: its
+            weaker member plays the candidate rated nearest to it instead.
         budget: Most games to play in all (``None``: no limit but the all-pairs tournament itself).
         seed: Seeds the warm-up pairing and the choice of instructions.
     """
@@ -226,14 +256,20 @@ def run_adaptive(
         for index in flat:
             i, j = (int(x) for x in np.unravel_index(index, z.shape))
             a, b = int(top[i]), int(rest[j])
-            found = games_for(a, b, games_per_pair)
-            if not found:
-                # The pair has met on every instruction: compare both with common opponents instead.
-                for c in rng.permutation(n):
-                    if c not in (a, b) and len(tournament.unplayed(a, c)) and len(tournament.unplayed(b, c)):
-                        found = games_for(a, int(c), games_per_pair // 2 or 1)
-                        found += games_for(b, int(c), games_per_pair // 2 or 1)
-                        break
+            found = games_for(a, b, games_per_pair) if abs(ratings[a] - ratings[b]) <= close_gap else []
+            if not found and abs(ratings[a] - ratings[b]) <= close_gap:
+                # The pair has met on every instruction: compare both with a common opponent near them instead.
+                c = _nearest(ratings, a, b, tournament)
+                if c is not None:
+                    found = games_for(a, c, games_per_pair // 2 or 1) + games_for(b, c, games_per_pair // 2 or 1)
+            for member in (b, a):
+                if found:
+                    break
+                # Far apart in rating but not separated (or out of common opponents): pin the member down against
+                # its nearest rival (a mismatch tells little, and a judge's error floor biases lopsided games).
+                rival = _nearest(ratings, member, member, tournament)
+                if rival is not None:
+                    found = games_for(member, rival, games_per_pair)
             for g in found:
                 key = (min(g[0], g[1]), max(g[0], g[1]), g[2])
                 if key not in seen:
