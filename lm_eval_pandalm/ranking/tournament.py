@@ -205,8 +205,8 @@ def run_adaptive(
         games_per_pair: Games each chosen pair plays per round.
         pairs_per_round: Least separated pairs played per round.
         warmup_games: Games per pair of the warm-up cycle and matching.
-        close_gap: A least separated pair whose ratings differ by more than this does not play itself: its
-            weaker member plays the candidate rated nearest to it instead.
+        close_gap: A least separated pair whose ratings differ by more than this plays itself only until it has
+            met ``games_per_pair`` times; then its weaker member plays the candidate rated nearest to it instead.
         budget: Most games to play in all (``None``: no limit but the all-pairs tournament itself).
         seed: Seeds the warm-up pairing and the choice of instructions.
     """
@@ -256,8 +256,10 @@ def run_adaptive(
         for index in flat:
             i, j = (int(x) for x in np.unravel_index(index, z.shape))
             a, b = int(top[i]), int(rest[j])
-            found = games_for(a, b, games_per_pair) if abs(ratings[a] - ratings[b]) <= close_gap else []
-            if not found and abs(ratings[a] - ratings[b]) <= close_gap:
+            close = abs(ratings[a] - ratings[b]) <= close_gap
+            direct = close or tournament.counts.games[a, b] < games_per_pair
+            found = games_for(a, b, games_per_pair) if direct else []
+            if not found and close:
                 # The pair has met on every instruction: compare both with a common opponent near them instead.
                 c = _nearest(ratings, a, b, tournament)
                 if c is not None:
