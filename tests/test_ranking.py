@@ -182,3 +182,45 @@ def test_compare_cli_rejects_mismatched_instructions(tmp_path: Path, capsys: pyt
     assert main([*args, "--responses", str(two)]) == 2
     err = capsys.readouterr().err
     assert "two.jsonl" in err and "lacks 1" in err
+
+
+def test_length_control_moves_towards_true_quality() -> None:
+    from lm_eval_pandalm.ranking.length_control import length_study
+
+    out = length_study(seeds=8)
+    for name in ("terse-strong", "verbose-weak"):
+        row = out[name]
+        assert abs(row["lc_win_rate"] - row["true_win_rate"]) < abs(row["raw_win_rate"] - row["true_win_rate"]) / 2
+    # Raw win rates rank the verbose weak candidate first; length-controlled ones rank by quality.
+    assert out["verbose-weak"]["raw_win_rate"] > out["terse-strong"]["raw_win_rate"]
+    assert out["terse-strong"]["lc_win_rate"] > out["plain"]["lc_win_rate"] > out["verbose-weak"]["lc_win_rate"]
+
+
+def test_length_controlled_metric_reads_the_judge_filter_output() -> None:
+    from lm_eval_pandalm.harness.judging import JudgmentSummary
+    from lm_eval_pandalm.harness.length_metric import lc_win_rate, lc_win_rate_stderr, pandalm_lc_win_rate
+
+    def doc(p: float | None, response: str) -> str:
+        state, outcome = ("ok", "win" if p > 0.5 else "loss") if p is not None else ("error", None)  # type: ignore[operator]
+        probs = (p, None if p is None else 1 - p, None if p is None else 0.0)
+        return JudgmentSummary(
+            outcome, state, *probs, None, None, None, None, None, "j", "both-orders", response
+        ).to_json()
+
+    items = [
+        pandalm_lc_win_rate(["base line"], [doc(p, "x" * n)]) for p, n in ((0.9, 30), (0.2, 2), (0.7, 20), (0.4, 5))
+    ]
+    items.append(pandalm_lc_win_rate(["base line"], [doc(None, "failed")]))
+    assert items[0] == (0.9, 21.0) and all(np.isnan(items[-1]))
+    assert 0 < lc_win_rate(items) < 1 and lc_win_rate_stderr(items) > 0
+    with pytest.raises(ValueError, match="baseline text"):
+        pandalm_lc_win_rate([None], [doc(0.9, "x")])
+
+
+def test_compare_reports_length_controlled_win_rates(tmp_path: Path) -> None:
+    world = World([0.5, 0.0, -0.5], 40, error=0.1, seed=4)
+    scripted = ScriptedJudge(world)
+    result = compare_answers(scripted.answers(["a", "b", "c"]), scripted, schedule="baseline", baseline="c", rounds=100)
+    rows = {r["name"]: r for r in result.extra["length_controlled"]}
+    assert set(rows) == {"a", "b"} and rows["a"]["games"] == 40
+    assert rows["a"]["win_rate"] > rows["b"]["win_rate"]

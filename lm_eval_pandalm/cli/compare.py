@@ -49,7 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(first order, unparsed = tie: how PandaLM's README tables were counted)",
     )
     parser.add_argument("--schedule", default="all-pairs", choices=SCHEDULES, help="which games to play")
-    parser.add_argument("--baseline", metavar="NAME", help="the baseline candidate (--schedule baseline)")
+    parser.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="the baseline candidate: --schedule baseline plays everyone against it; any run also reports each "
+        "candidate's length-controlled win rate against it (AlpacaEval-2-style GLM, at zero length difference)",
+    )
     parser.add_argument("--top-k", type=int, default=1, help="adaptive: how many leaders must be separated")
     parser.add_argument("--budget", type=int, metavar="GAMES", help="adaptive: most games to play")
     parser.add_argument(
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Judge, rank and report."""
     from ..judges import make_judge, preflight_spec
     from ..ranking import report
-    from ..ranking.compare import compare_answers, compare_benchmark
+    from ..ranking.compare import compare_answers, compare_benchmark, length_controlled
     from ..ranking.inputs import parse_named, read_answers
 
     if args.bootstrap < 1:
@@ -98,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"rounds": args.bootstrap, "seed": args.seed, "confidence": args.confidence, "reference": reference}
     if answers is None:
         result = compare_benchmark(items, judge, source=benchmark.source, protocol=args.protocol, **options)
+        if args.baseline is not None:
+            result.extra["length_controlled"] = length_controlled(result, args.baseline)
     else:
         result = compare_answers(
             answers,

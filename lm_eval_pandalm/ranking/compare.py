@@ -38,6 +38,7 @@ __all__ = [
     "benchmark_games",
     "compare_answers",
     "compare_benchmark",
+    "length_controlled",
     "outcome_code",
 ]
 
@@ -221,6 +222,47 @@ def _reference(
     }
 
 
+def length_controlled(result: CompareResult, baseline: str) -> list[dict[str, Any]]:
+    """Each candidate's raw and length-controlled win rate against ``baseline``, from the games they played
+    (see :mod:`.length_control`; failed judgments left out; a candidate that never met the baseline is skipped).
+
+    Raises:
+        CompareInputError: ``baseline`` is not a candidate.
+    """
+    from .length_control import length_controlled_win_rate
+
+    if baseline not in result.names:
+        raise CompareInputError(f"baseline {baseline!r} is not a candidate; candidates: {', '.join(result.names)}")
+    base = result.names.index(baseline)
+    out = []
+    for index, name in enumerate(result.names):
+        if index == base:
+            continue
+        targets, diffs = [], []
+        for g in result.games:
+            if g.p_a is None or {g.a, g.b} != {index, base}:
+                continue
+            p_a = g.p_a + (g.p_tie or 0.0) / 2
+            mine, theirs = (p_a, g.len_a - g.len_b) if g.a == index else (1 - p_a, g.len_b - g.len_a)
+            targets.append(min(1.0, max(0.0, mine)))
+            diffs.append(theirs)
+        if not targets:
+            continue
+        lc = length_controlled_win_rate(targets, diffs)
+        out.append(
+            {
+                "name": name,
+                "baseline": baseline,
+                "games": lc.n,
+                "win_rate": round(lc.win_rate, 6),
+                "lc_win_rate": round(lc.lc_win_rate, 6),
+                "lc_stderr": round(lc.lc_stderr, 6),
+                "length_coef": round(lc.length_coef, 6),
+            }
+        )
+    return out
+
+
 def benchmark_games(items: Sequence[PairItem], source: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Candidate names and each item's ``(a, b)`` from the items' ``cmp_key`` (``<model 1>_<model 2>``).
 
@@ -302,7 +344,8 @@ def compare_answers(
         protocol: One of :data:`~lm_eval_pandalm.meta.PROTOCOLS`.
         schedule: ``all-pairs``, ``baseline`` (every candidate against ``baseline``) or ``adaptive`` (until the top
             ``top_k`` are separated at ``confidence``, or ``budget`` games are spent).
-        baseline: The baseline candidate's name (``baseline`` schedule).
+        baseline: The baseline candidate's name: the ``baseline`` schedule plays every candidate against it; under
+            any schedule, each candidate's length-controlled win rate against it is reported (``extra``).
         reference: Another judge; its ranking on the same games is compared with Kendall's tau.
         rounds: Bootstrap rounds of the intervals.
         seed: Seeds the bootstrap and the adaptive schedule.
@@ -317,8 +360,6 @@ def compare_answers(
         raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
     if schedule == "baseline" and baseline not in answers.names:
         raise CompareInputError(f"--baseline {baseline!r} is not a candidate; candidates: {', '.join(answers.names)}")
-    if schedule != "baseline" and baseline is not None:
-        raise CompareInputError("a baseline applies only to the baseline schedule (--schedule baseline)")
     wrapped, per_game = _game_judge(judge, protocol)
     records: list[GameRecord] = []
     all_items: list[PairItem] = []
@@ -344,7 +385,7 @@ def compare_answers(
     else:
         adaptive = run_adaptive(tournament, play, confidence=confidence, top_k=top_k, budget=budget, seed=seed)
     counts = tournament.counts
-    return CompareResult(
+    result = CompareResult(
         names=list(answers.names),
         judge=judge.judge_id,
         protocol=protocol,
@@ -357,3 +398,6 @@ def compare_answers(
         adaptive=adaptive,
         reference=_reference(reference, answers.names, all_rows, all_items, protocol, counts),
     )
+    if baseline is not None:
+        result.extra["length_controlled"] = length_controlled(result, baseline)
+    return result

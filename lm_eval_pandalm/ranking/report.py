@@ -88,6 +88,18 @@ def to_markdown(result: CompareResult) -> str:
     edges = ", ".join(f"{a} > {b}" for a, b in summary["partial_order"]) or "none"
     separated = "separated from every other" if summary["best_separated"] else "not separated from every other"
     lines += ["", f"Best: **{summary['best']}** ({separated} at {pct}).", f"Significantly better ({pct}): {edges}."]
+    lc_rows = result.extra.get("length_controlled")
+    if lc_rows:
+        lines += [
+            "",
+            "| candidate | baseline | games | win rate | length-controlled win rate (stderr) | length coef |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for r in lc_rows:
+            lines.append(
+                f"| {r['name']} | {r['baseline']} | {r['games']} | {r['win_rate']:.3f} | "
+                f"{r['lc_win_rate']:.3f} ({r['lc_stderr']:.3f}) | {r['length_coef']:+.3f} |"
+            )
     if result.reference is not None:
         ref = result.reference
         tau, p_value = ref["kendall_tau"], ref["kendall_p_value"]
