@@ -7,7 +7,8 @@
 ``pandalm spend``      summarise what API judges spent, from the spend ledger.
 ``pandalm calibrate``  fit an escalation cascade's policy on labelled benchmarks (Trust-or-Escalate thresholds);
 ``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data;
-``pandalm compare``    rank N candidates with a judge (Bradley-Terry ratings with bootstrap intervals).
+``pandalm compare``    rank N candidates with a judge (Bradley-Terry ratings with bootstrap intervals);
+``pandalm submit``     per-candidate lm-eval results with a judge card, pushable with lm-eval's Hub tracker.
 
 :mod:`.cascade_options` is not a subcommand: it holds the ``--dry-run`` / ``--plot`` options and the cascade
 figures that ``pandalm meta`` and ``pandalm judge`` share.
@@ -42,6 +43,7 @@ COMMANDS: tuple[str, ...] = (
     "calibrate",
     "export_escalations",
     "compare",
+    "submit",
 )
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             budget=args.budget,
             **options,
         )
+    result.extra["judge_spec"] = args.judge
+    result.extra["judge_fingerprint"] = judge.fingerprint
     markdown = report.to_markdown(result)
     print(markdown, end="")
     if args.markdown:

@@ -105,6 +105,8 @@ class GameRecord:
     """Characters of ``a``'s response."""
     len_b: int
     """Characters of ``b``'s response."""
+    cost_usd: float | None = None
+    """What the game's judgments cost, when the judge says."""
 
 
 @dataclass
@@ -185,6 +187,7 @@ def _records(rows: Any, items: Sequence[PairItem], verdicts: Sequence[Verdict], 
                 p_tie=verdict.p_tie if verdict.ok else None,
                 len_a=len(item.response1),
                 len_b=len(item.response2),
+                cost_usd=verdict.cost_usd,
             )
         )
     return out

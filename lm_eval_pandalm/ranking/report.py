@@ -55,6 +55,8 @@ def to_json(result: CompareResult) -> dict[str, Any]:
         "judgments": result.judgments,
         "failed": int(result.counts.failed.sum() / 2),
     }
+    costs = [g.cost_usd for g in result.games if g.cost_usd is not None]
+    out["spend_usd"] = round(sum(costs), 6) if costs else None
     if result.all_pairs_judgments is not None:
         out["all_pairs_judgments"] = result.all_pairs_judgments
     if result.adaptive is not None:
