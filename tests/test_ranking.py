@@ -92,7 +92,7 @@ def test_adaptive_study_reports_its_figures() -> None:
     out = adaptive_study(seeds=2, n=12, n_instructions=30, budget_share=0.5)
     assert 0 <= out["best_found"] <= 1 and 0 <= out["best_found_all_pairs"] <= 1
     assert out["judgment_share_max"] <= 0.5 + 1e-9
-    assert sum(out["stops"].values()) == 2
+    assert sum(out["stops"].values()) == 2 and 0 <= out["sample_best_found"] <= 1
 
 
 def test_adaptive_schedule_respects_its_budget() -> None:

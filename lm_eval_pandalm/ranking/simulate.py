@@ -31,7 +31,7 @@ from ..types import Label, PairItem, Verdict
 from .ratings import fit_ratings, rate
 from .tournament import A_WINS, B_WINS, TIE, Tournament, all_pairs, run_adaptive
 
-__all__ = ["ScriptedJudge", "World", "adaptive_study", "coverage_study", "judge_ratings"]
+__all__ = ["ScriptedJudge", "World", "adaptive_study", "coverage_study", "judge_ratings", "sample_best"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,25 @@ class World:
         second = truth ^ (self._rng.random(len(games)) < self.error)
         self.judgments += 2 * len(games)
         return np.where(first == second, np.where(first, A_WINS, B_WINS), TIE)
+
+
+def sample_best(world: World) -> int:
+    """The candidate an all-pairs tournament with unlimited judgments of these answers would rate best: the
+    Bradley-Terry fit of the judge's *expected* outcomes on the world's own instructions. With finitely many
+    instructions it can differ from the candidate of highest true strength."""
+    np = _np()
+    q = world.quality
+    better = (q[:, None, :] > q[None, :, :]).sum(axis=2).astype(float)  # better[i, j]: instructions i wins
+    e = world.error
+    if world.both_orders:
+        wins = (1 - e) ** 2 * better + e**2 * better.T
+        ties = 2 * e * (1 - e) * (better + better.T)
+    else:
+        wins = (1 - e) * better + e * better.T
+        ties = np.zeros_like(better)
+    matrix = wins + ties / 2
+    np.fill_diagonal(matrix, 0)
+    return int(np.argmax(fit_ratings(matrix, alpha=1e-9)))
 
 
 def judge_ratings(strengths: Sequence[float], error: float, both_orders: bool = True) -> Any:
@@ -204,7 +223,7 @@ def adaptive_study(
     With ``all_pairs_too``, each world is also played all-pairs (same answers, fresh judge errors): how often the
     full tournament finds the true best is the ceiling of what any schedule can reach on 170 instructions."""
     np = _np()
-    found = separated = found_all = 0
+    found = separated = found_all = found_sample = 0
     shares = []
     stops: dict[str, int] = {}
     started = time.perf_counter()
@@ -222,6 +241,7 @@ def adaptive_study(
             seed=seed,
         )
         found += int(result.top[0] == int(np.argmax(strengths)))
+        found_sample += int(result.top[0] == sample_best(world))
         if all_pairs_too:
             full = Tournament([f"c{i}" for i in range(n)], n_instructions)
             full.play(all_pairs(n, n_instructions), World(strengths, n_instructions, error, seed).play)
@@ -239,6 +259,7 @@ def adaptive_study(
         "budget_share": budget_share,
         "best_found": found / seeds,
         "best_found_all_pairs": found_all / seeds if all_pairs_too else None,
+        "sample_best_found": found_sample / seeds,
         "separated": separated / seeds,
         "judgment_share_mean": float(np.mean(shares)),
         "judgment_share_max": float(np.max(shares)),
