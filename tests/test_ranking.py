@@ -224,3 +224,14 @@ def test_compare_reports_length_controlled_win_rates(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in result.extra["length_controlled"]}
     assert set(rows) == {"a", "b"} and rows["a"]["games"] == 40
     assert rows["a"]["win_rate"] > rows["b"]["win_rate"]
+
+
+def test_compare_answers_adaptive_schedule_through_the_judge() -> None:
+    from lm_eval_pandalm.ranking.report import to_json
+
+    world = World([2.0, 0.6, 0.3, 0.0, -0.3, -0.6], 80, error=0.1, seed=5)
+    scripted = ScriptedJudge(world)
+    result = compare_answers(scripted.answers(), scripted, schedule="adaptive", confidence=0.9, rounds=100, seed=5)
+    summary = to_json(result)
+    assert summary["adaptive"]["stop"] == "separated" and summary["best"] == "c0"
+    assert summary["judgments"] < summary["all_pairs_judgments"] == 2 * 15 * 80
