@@ -85,8 +85,10 @@ def spend_panel(
     return draw
 
 
-def save(path: str | Path, panels: Sequence[Panel], *, title: str) -> None:
-    """Draw ``panels`` side by side into a PNG at ``path``, through a temporary file renamed on success."""
+def save(path: str | Path, panels: Sequence[Panel], *, title: str, size: tuple[float, float] | None = None) -> None:
+    """Draw ``panels`` side by side into a PNG at ``path``, through a temporary file renamed on success.
+
+    ``size`` is the figure's (width, height) in inches; by default 4.5 x 4 per panel."""
     try:
         import matplotlib
 
@@ -99,7 +101,8 @@ def save(path: str | Path, panels: Sequence[Panel], *, title: str) -> None:
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the path of a .png file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = pyplot.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    figsize = size if size is not None else (4.5 * len(panels), 4)
+    figure, axes = pyplot.subplots(1, len(panels), figsize=figsize, squeeze=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         for panel, ax in zip(panels, axes[0], strict=True):

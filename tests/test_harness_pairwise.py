@@ -241,6 +241,13 @@ def test_pandalm_pairwise_runs_in_lm_eval(
     rates = [figures[f"pandalm_{o},pandalm"] for o in ("win", "tie", "loss")]
     assert math.isclose(sum(rates), 1.0)
     assert "pandalm_win_rate,pandalm" in results["results"]["pandalm"]  # the group reports the same figures
+    # The length-controlled win rate, with its own stderr in the key lm-eval's make_table reads.
+    lc, lc_stderr = figures["pandalm_lc_win_rate,pandalm"], figures["pandalm_lc_win_rate_stderr,pandalm"]
+    assert 0 <= lc <= 1 and isinstance(lc_stderr, float) and lc_stderr >= 0
+    from lm_eval.utils import make_table
+
+    (row,) = [line for line in make_table(results).splitlines() if "pandalm_lc_win_rate" in line]
+    assert f"{lc:.4f}" in row and f"{lc_stderr:.4f}" in row
 
     samples = results["samples"]["pandalm_pairwise"]
     assert len(samples) == 10

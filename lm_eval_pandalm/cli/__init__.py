@@ -6,7 +6,9 @@
 ``pandalm tasks-dir``  print the folder of the package's lm-eval tasks (for ``lm_eval --include_path``);
 ``pandalm spend``      summarise what API judges spent, from the spend ledger.
 ``pandalm calibrate``  fit an escalation cascade's policy on labelled benchmarks (Trust-or-Escalate thresholds);
-``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data.
+``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data;
+``pandalm compare``    rank N candidates with a judge (Bradley-Terry ratings with bootstrap intervals);
+``pandalm submit``     per-candidate lm-eval results with a judge card, pushable with lm-eval's Hub tracker.
 
 :mod:`.cascade_options` is not a subcommand: it holds the ``--dry-run`` / ``--plot`` options and the cascade
 figures that ``pandalm meta`` and ``pandalm judge`` share.
@@ -32,7 +34,17 @@ from .common import HelpFormatter
 
 __all__ = ["COMMANDS", "main", "make_parser"]
 
-COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend", "calibrate", "export_escalations")
+COMMANDS: tuple[str, ...] = (
+    "meta",
+    "judge",
+    "score",
+    "tasks_dir",
+    "spend",
+    "calibrate",
+    "export_escalations",
+    "compare",
+    "submit",
+)
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 
 
