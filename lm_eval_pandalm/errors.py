@@ -87,6 +87,7 @@ def report(
     *,
     debug: bool = False,
     on_interrupt: Callable[[], str] | None = None,
+    message: Callable[[BaseException], str] = describe,
 ) -> int:
     """Run a command's body and turn what it raises into an exit status.
 
@@ -95,6 +96,8 @@ def report(
         run: The body; returns the exit status.
         debug: Re-raise every error with its traceback (also when ``$PANDALM_DEBUG`` is set).
         on_interrupt: What to say after Ctrl-C (e.g. how many verdicts are safe in the cache).
+        message: The one line for a known error (default :func:`describe`); a command whose options differ from
+            ``pandalm``'s (``lm-eval-pandalm``) rewrites the fixes it suggests.
 
     Returns:
         ``run``'s status; :data:`EXIT_USAGE` after a known error; :data:`EXIT_INTERRUPTED` after Ctrl-C.
@@ -111,5 +114,5 @@ def report(
     except Exception as exc:
         if debug or not is_known(exc):
             raise
-        print(f"{prog}: error: {describe(exc)}", file=sys.stderr)
+        print(f"{prog}: error: {message(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -88,5 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"judged {len(items)} pairs with {judge.judge_id} -> {args.output}: {json.dumps(counts)}")
     print(failure_summary(outcomes))
     if args.json:
-        print(json.dumps({"judged": len(items), "counts": counts, **cascade_options.extra_figures(inner, items)}))
+        figures = {"judged": len(items), "counts": counts, **cascade_options.extra_figures(inner, items)}
+        print(json.dumps(figures, allow_nan=False))
     return cache_write_status()

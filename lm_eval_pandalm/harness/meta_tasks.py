@@ -58,6 +58,7 @@ __all__ = [
     "LABELS",
     "VERDICT_CONTINUATIONS",
     "BothOrdersJudgeTask",
+    "JudgeTask",
     "doc_to_choice",
     "doc_to_item",
     "doc_to_text",
@@ -241,7 +242,28 @@ AGGREGATIONS: dict[str, Callable[[Sequence[Sequence[int]]], float]] = {"pandalm_
 # -- both orders ----------------------------------------------------------------------------------------------------
 
 
-class BothOrdersJudgeTask(ConfigurableTask):
+class JudgeTask(ConfigurableTask):
+    """A one-order judge task: lm-eval's ``ConfigurableTask``, whose dumped config names its metric functions.
+
+    lm-eval would dump ``aggregation: !function ...f1_macro`` as the function's source, which its W&B and Zeno
+    loggers cannot read (:func:`~lm_eval_pandalm.harness.registration.dump_config_with_names`). Named in the judge
+    tasks' template with ``class: !function lm_eval_pandalm.harness.meta_tasks.JudgeTask``.
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        config = dict(config or {})
+        # lm-eval's task factory passes the YAML as is, including the key that named this class.
+        config.pop("class", None)
+        super().__init__(config=config, **kwargs)
+
+    def dump_config(self) -> dict[str, Any]:
+        """lm-eval's dump of the config, with the metric functions named rather than quoted."""
+        from .registration import dump_config_with_names
+
+        return dump_config_with_names(self.config)
+
+
+class BothOrdersJudgeTask(JudgeTask):
     """A judge task that asks every pair in both orders: three choices for the pair as given, three swapped.
 
     Named in a task YAML with ``class: !function lm_eval_pandalm.harness.meta_tasks.BothOrdersJudgeTask``; the rest
@@ -251,12 +273,6 @@ class BothOrdersJudgeTask(ConfigurableTask):
     The swapped request's context is the original context with the doc's prompt replaced by the swapped pair's
     prompt, so whatever lm-eval put around the prompt (a system instruction, a chat template) stays the same.
     """
-
-    def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        config = dict(config or {})
-        # lm-eval's task factory passes the YAML as is, including the key that named this class.
-        config.pop("class", None)
-        super().__init__(config=config, **kwargs)
 
     def construct_requests(self, doc: dict[str, Any], ctx: str | list[str], **kwargs: Any) -> list[Instance]:
         """Six ``loglikelihood`` requests: ``idx`` 0-2 for the pair as given, 3-5 for the swapped pair."""

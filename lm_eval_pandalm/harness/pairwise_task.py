@@ -10,18 +10,25 @@ templates (``judge: "{{ judge }}"``) and nothing about the judge that actually r
 task records what the judge filter judged (SPEC, resolved judge id and fingerprint, protocol, baseline, prompt
 template hash, package version, outcome counts; see :func:`~lm_eval_pandalm.harness.judge_filter.take_records`) in
 its ``metadata`` under ``pandalm_judging``, and replaces the filter's ``judge`` and ``protocol`` templates in the
-dumped ``filter_list`` by the values they rendered to. Name it in a task YAML with
+dumped ``filter_list`` by the values they rendered to; its metric functions are dumped by name, not by source
+(:func:`~lm_eval_pandalm.harness.registration.dump_config_with_names`). The cost metrics of
+:mod:`~lm_eval_pandalm.harness.cascade_metrics` are left out of a document's scores where they do not apply (NaN: the
+judge is no cascade, or does not say what it cost), so a run without a cascade reports no ``pandalm_escalated`` at
+all rather than NaN. Name it in a task YAML with
 ``class: !function lm_eval_pandalm.harness.pairwise_task.PandaLMPairwiseTask`` (your own judged tasks can too).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
+from .cascade_metrics import METRICS as COST_METRICS
 from .judge_filter import current_task, take_records
+from .registration import dump_config_with_names
 
 __all__ = ["PandaLMPairwiseTask"]
 
@@ -41,6 +48,19 @@ class PandaLMPairwiseTask(ConfigurableTask):
         for spec in _judges(config.get("filter_list"), config.get("metadata") or {}):
             validate_judge_spec(spec)
         super().__init__(config=config, **kwargs)
+
+    def dump_config(self) -> dict[str, Any]:
+        """lm-eval's dump of the config, with the metric functions named rather than quoted."""
+        return dump_config_with_names(self.config)
+
+    def process_results(self, doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+        """lm-eval's per-document scores, less the cost metrics that do not apply to this judge (NaN)."""
+        scores = super().process_results(doc, results)
+        return {
+            name: value
+            for name, value in scores.items()
+            if not (name in COST_METRICS and isinstance(value, float) and math.isnan(value))
+        }
 
     def apply_filters(self) -> list[Any] | None:
         """Run the filters (judging happens here), then record what judged the task in its config."""

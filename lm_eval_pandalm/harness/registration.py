@@ -13,10 +13,11 @@ not this registration ran; the names are for users' own YAMLs and for ``--model 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ..task_configs import tasks_dir
 
-__all__ = ["FILTER_NAME", "MODEL_NAME", "register", "tasks_dir"]
+__all__ = ["FILTER_NAME", "MODEL_NAME", "dump_config_with_names", "register", "tasks_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +59,34 @@ def register() -> None:
         registry.register_model(MODEL_NAME)(PandaLMReplayLM)
     _registered = True
     logger.debug("registered %s, %s and %d metrics with lm-eval", FILTER_NAME, MODEL_NAME, len(METRICS))
+
+
+def _function_name(key: str, value: Any) -> Any:
+    if not callable(value):
+        return value
+    if key == "aggregation":
+        from lm_eval.api import registry
+
+        # The registered name, where there is one, so that the dumped config resolves again.
+        for name, registered in registry.AGGREGATION_REGISTRY.items():
+            if registered is value:
+                return name
+    # lm-eval names a metric given as a function by its __name__ (the key of its results and per-sample values).
+    return getattr(value, "__name__", str(value))
+
+
+def dump_config_with_names(config: Any) -> dict[str, Any]:
+    """A task config as lm-eval dumps it into the results' ``configs``, with metric functions named, not quoted.
+
+    lm-eval's ``TaskConfig.to_dict`` writes a ``metric`` or ``aggregation`` given as a function (``!function ...``)
+    as the function's source code; its W&B and Zeno loggers then look that source up as a metric name and fail. Here
+    each is its name: a metric's ``__name__`` (the key lm-eval gives its values), an aggregation's registered name,
+    else its ``__name__``. The other fields are as lm-eval dumps them.
+    """
+    out: dict[str, Any] = config.to_dict()
+    if isinstance(config.metric_list, list):
+        out["metric_list"] = [
+            {key: _function_name(key, value) for key, value in entry.items()} if isinstance(entry, dict) else entry
+            for entry in config.metric_list
+        ]
+    return out

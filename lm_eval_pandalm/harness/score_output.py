@@ -21,7 +21,7 @@ from typing import Any
 from ..files import atomic_output
 from ..judge import Judge
 from .judging import JudgmentSummary, judging_record, summary_metrics
-from .winrate import HIGHER_IS_BETTER, METRICS
+from .winrate import AGGREGATION, HIGHER_IS_BETTER, METRICS
 
 __all__ = ["FILTER_NAME", "write_outputs"]
 
@@ -140,6 +140,12 @@ def write_outputs(
         results["results"][task] = {"alias": task, **metrics}
         results["group_subtasks"][task] = []
         config = dict(generating.get("configs", {}).get(task, {"task": task}))
+        # The metrics computed here, by name: the generating run's list may be other metrics (bypass, for a
+        # generation-only task) or function source (lm-eval dumps a !function metric so), which lm-eval's W&B and
+        # Zeno loggers look up in the samples as metric names.
+        config["metric_list"] = [
+            {"metric": name, "aggregation": AGGREGATION, "higher_is_better": HIGHER_IS_BETTER[name]} for name in METRICS
+        ]
         config["metadata"] = {**(config.get("metadata") or {}), "pandalm_judging": [record]}
         results["configs"][task] = config
         results["versions"][task] = generating.get("versions", {}).get(task, config["metadata"].get("version"))
