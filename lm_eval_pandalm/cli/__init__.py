@@ -7,6 +7,7 @@
 ``pandalm spend``      summarise what API judges spent, from the spend ledger.
 ``pandalm calibrate``  fit an escalation cascade's policy on labelled benchmarks (Trust-or-Escalate thresholds);
 ``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data.
+``pandalm train``      fine-tune a judge (generative or classifier) on PandaLM-format training data.
 
 :mod:`.cascade_options` is not a subcommand: it holds the ``--dry-run`` / ``--plot`` options and the cascade
 figures that ``pandalm meta`` and ``pandalm judge`` share.
@@ -32,7 +33,7 @@ from .common import HelpFormatter
 
 __all__ = ["COMMANDS", "main", "make_parser"]
 
-COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend", "calibrate", "export_escalations")
+COMMANDS: tuple[str, ...] = ("meta", "judge", "score", "tasks_dir", "spend", "calibrate", "export_escalations", "train")
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 
 
