@@ -48,7 +48,7 @@ def fit_temperature(logits: Sequence[Sequence[float]], labels: Sequence[int]) ->
         return loss
 
     optimizer.step(closure)  # type: ignore[no-untyped-call]
-    value = float(log_t.exp())
+    value = float(log_t.detach().exp())
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"temperature fit diverged ({value})")
     return value
