@@ -55,7 +55,7 @@ def test_yaml_config_flags_override_and_unknown_keys(tmp_path: Path) -> None:
     config = parse_config(["--config", str(yaml), "--output_dir", str(tmp_path / "o"), "--learning_rate", "0.5"])
     assert (config.swap_aug_ratio, config.learning_rate, config.padding_free) == (0.25, 0.5, True)
     yaml.write_text("model_name_or_path: m\ntrain_file: t.jsonl\nswap_aug_ratoi: 0.25\n")
-    with pytest.raises(ConfigError, match="unknown option 'swap_aug_ratoi'. Did you mean 'swap_aug_ratio'"):
+    with pytest.raises(ConfigError, match=r"unknown option 'swap_aug_ratoi'\. Did you mean 'swap_aug_ratio'"):
         parse_config(["--config", str(yaml)])
     with pytest.raises(ConfigError, match="padding_free cannot be used with judge_type classifier"):
         parse_config(["--model_name_or_path", "m", "--train_file", "t", "--judge_type", "classifier",

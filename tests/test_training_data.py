@@ -9,7 +9,8 @@ import pytest
 
 from lm_eval_pandalm.data import BenchmarkFormatError, load_benchmark
 from lm_eval_pandalm.data.training_format import TrainingExample, flip_response_mentions, training_record
-from lm_eval_pandalm.testing.synthetic import BAD_WORDS, GOOD_WORDS, main as synthetic_main, synthetic_examples
+from lm_eval_pandalm.testing.synthetic import BAD_WORDS, GOOD_WORDS, synthetic_examples
+from lm_eval_pandalm.testing.synthetic import main as synthetic_main
 from lm_eval_pandalm.training.data import TrainingDataError, audit, augment, load_examples, split_by_instruction
 from lm_eval_pandalm.types import Label, PairItem
 
@@ -177,7 +178,7 @@ def test_truncation_never_cuts_the_verdict(tiny_tokenizer) -> None:
     target = tiny_tokenizer.decode([t for t in feat["labels"] if t != -100], skip_special_tokens=True)
     assert target.startswith("2\n\n### Reason: Response 2 is short.") and target.endswith("### Reference: Hi.\n")
     assert encode_generative(tiny_tokenizer, [(long, True)], max_length=160, truncation="drop") == []
-    with pytest.raises(TrainingDataError, match="row -1: .* over max_length 160"):
+    with pytest.raises(TrainingDataError, match=r"row -1: .* over max_length 160"):
         encode_generative(tiny_tokenizer, [(long, True)], max_length=160, truncation="error")
     with pytest.raises(TrainingDataError, match="cannot fit"):
         encode_generative(tiny_tokenizer, [(long, True)], max_length=60)
