@@ -8,7 +8,8 @@
 ``pandalm calibrate``  fit an escalation cascade's policy on labelled benchmarks (Trust-or-Escalate thresholds);
 ``pandalm export-escalations``  write the pairs a cascade escalated, judged by its last stage, as training data;
 ``pandalm compare``    rank N candidates with a judge (Bradley-Terry ratings with bootstrap intervals);
-``pandalm submit``     per-candidate lm-eval results with a judge card, pushable with lm-eval's Hub tracker.
+``pandalm submit``     per-candidate lm-eval results with a judge card, pushable with lm-eval's Hub tracker;
+``pandalm train``      fine-tune a judge (generative or classifier) on PandaLM-format training data.
 
 :mod:`.cascade_options` is not a subcommand: it holds the ``--dry-run`` / ``--plot`` options and the cascade
 figures that ``pandalm meta`` and ``pandalm judge`` share.
@@ -44,6 +45,7 @@ COMMANDS: tuple[str, ...] = (
     "export_escalations",
     "compare",
     "submit",
+    "train",
 )
 """Subcommand modules of this package, in the order ``pandalm --help`` lists them."""
 

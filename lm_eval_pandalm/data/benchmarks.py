@@ -422,6 +422,13 @@ def _load_user_file(path: str, mtime_ns: int, size: int) -> Benchmark:
         raise ValueError(f"{path}: expected a JSON list of rows or JSON lines, got a JSON {type(rows).__name__}")
     if not rows:
         raise ValueError(f"{path}: no rows")
+    from .training_format import is_training_row, parse_training_rows
+
+    if is_training_row(rows[0]):
+        # PandaLM's training format (a held-out split written for training): the verdict is the gold label.
+        examples = parse_training_rows(rows, path, lines, id_prefix=Path(path).stem)
+        items, gold = [ex.item for ex in examples], [ex.label for ex in examples]
+        return Benchmark(name=f"file:{path}", items=tuple(items), gold=tuple(gold), source=path)
     reader = _RowReader(path, lines)
     items, gold = _parse_pandalm(rows, reader, f"file:{path}", Path(path).stem, require_idx=False)
     _log_coerced(reader)
@@ -435,7 +442,9 @@ def load_benchmark(name: str, data_dir: str | Path | None = None) -> Benchmark:
         name: A name from :func:`benchmark_names`, or ``file:<path>`` for a JSON list / JSON-lines file in PandaLM's
             test-set format (``instruction``, optional ``input``, ``response1``, ``response2``, one or more
             ``annotatorN`` labels with 0 = tie, 1 = response1 better, 2 = response2 better, optional ``idx``). The
-            gold label of a user row is the strict majority of its annotators.
+            gold label of a user row is the strict majority of its annotators. A file in PandaLM's training format
+            (``inputs`` / ``outputs`` objects, see :mod:`.training_format`) is read too, with
+            ``evaluation_result`` as the gold label.
         data_dir: Offline mirror laid out as ``<owner>/<repo>/<path>``; defaults to ``$PANDALM_DATA_DIR`` (see
             :func:`~lm_eval_pandalm.data.sources.resolve`).
 

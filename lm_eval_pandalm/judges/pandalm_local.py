@@ -67,6 +67,7 @@ _ATTENTION = ("sdpa", "eager")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _TOKENIZER_FILES = (
     "config.json",
+    "adapter_config.json",  # a LoRA adapter folder (pandalm train --use_lora): its base model and settings
     "tokenizer.json",
     "tokenizer.model",
     "tokenizer_config.json",

@@ -6,6 +6,7 @@ A SPEC is one of:
 * ``replay:<name>``: recorded verdicts (``pandalm-7b``, ``gpt-3.5-turbo``, ``human``, ``GPT-4``, ``ChatGPT``,
   ``LLaMA2``, optionally ``GPT-4/<LLMBar strategy>``, or a verdict JSONL written by ``pandalm judge``);
 * ``openai:<model>``: a chat model behind the OpenAI API (key in ``$OPENAI_API_KEY``), with default settings;
+* ``classifier:<path>``: a 3-way classification judge trained by ``pandalm train --judge_type classifier``;
 * a path to a YAML judge config whose ``type`` key names the backend and whose other keys are fields of that
   backend's config dataclass (``type: openai`` for any OpenAI-compatible server, chat or completions;
   ``type: cascade`` builds an escalation cascade whose stages are SPECs themselves);
@@ -91,6 +92,25 @@ def _preflight_pandalm(config: Any, data_dir: str | Path | None) -> None:
 
     model_config = load_model_config(config.model, config.revision)
     check_max_length(f"pandalm:{config.model}", config.max_length, model_config)
+
+
+def _classifier_config_cls() -> type:
+    from .classifier import ClassifierJudgeConfig
+
+    return ClassifierJudgeConfig
+
+
+def _preflight_classifier(config: Any, data_dir: str | Path | None) -> None:
+    from .model_files import check_max_length, load_model_config
+
+    model_config = load_model_config(config.model)
+    check_max_length(f"classifier:{config.model}", config.max_length, model_config)
+
+
+def _build_classifier(config: Any, data_dir: str | Path | None) -> Judge:
+    from .classifier import ClassifierJudge
+
+    return ClassifierJudge.from_config(config)
 
 
 def _build_fake(config: Any, data_dir: str | Path | None) -> Judge:
@@ -197,6 +217,14 @@ BACKENDS: dict[str, Backend] = {
         preflight=_preflight_cascade,
         wraps=True,
     ),
+    # A 3-way classification head trained by `pandalm train --judge_type classifier` (judges/classifier.py).
+    "classifier": Backend(
+        config_cls=_classifier_config_cls,
+        build=_build_classifier,
+        positional="model",
+        cacheable=True,
+        preflight=_preflight_classifier,
+    ),
     # A deterministic stand-in (lm_eval_pandalm.testing.fakes): whole runs without a model, for tests and dry runs.
     "fake": Backend(
         config_cls=_fake_config_cls,
@@ -231,8 +259,8 @@ def _parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any], str
     backend, sep, rest = spec.partition(":")
     if not sep or backend not in BACKENDS or not rest or backend == "cascade":
         raise ConfigError(
-            f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, openai:<model>, or a "
-            f"YAML judge config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
+            f"judge spec {spec!r} not understood; use pandalm:<model id or path>, replay:<name>, openai:<model>, "
+            f"classifier:<path>, or a YAML judge config file (*.yaml) with a 'type' key ({', '.join(BACKENDS)})"
         )
     return backend, {BACKENDS[backend].positional: rest}, f"judge spec {spec!r}"
 
