@@ -189,6 +189,8 @@ def _without_judge(entry: list[str]) -> dict[str, Any]:
 
 
 def _record(benchmark: Any, results: dict, name: str) -> None:
+    if benchmark.disabled:  # --benchmark-disable: run once as a plain test, nothing was timed
+        return
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(
         docs=N_DOCS, judged_items=2 * N_DOCS, seconds_per_doc=median / N_DOCS, torch_threads=torch.get_num_threads()

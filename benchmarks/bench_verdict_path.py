@@ -89,6 +89,8 @@ def _same_process_state(judge: PandaLMJudge, items: list[PairItem], floor: Calla
 
 
 def _record(benchmark, results: dict, name: str, pairs: int, **extra) -> None:
+    if benchmark.disabled:  # --benchmark-disable: run once as a plain test, nothing was timed
+        return
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(
         pairs=pairs, seconds_per_pair=median / pairs, pairs_per_s=pairs / median, torch_threads=torch.get_num_threads()
