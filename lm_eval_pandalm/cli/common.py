@@ -23,12 +23,19 @@ JUDGE_HELP = (
 )
 
 
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` states the option's default: not for flags, positionals, nothing or an empty list."""
+    if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+        return False
+    return not (isinstance(action.default, list | tuple | str) and not action.default)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default (when it has one) and keeps the description's own line breaks."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if "%(default)" in text or not _shows_default(action):
             return text
         return f"{text} (default: %(default)s)"
 
