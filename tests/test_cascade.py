@@ -187,6 +187,7 @@ def test_signals_are_recorded_per_item_and_stage() -> None:
     assert 0 <= fruit[0].signals["entropy_both"] <= 1
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_tfidf_distance_to_the_reference_set() -> None:
     reference = [PairItem("Write a poem about the sea and its waves.", "a", "b"), PairItem("List colours.", "", "")]
     config = parse_cascade_mapping(

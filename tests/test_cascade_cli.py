@@ -306,6 +306,7 @@ def test_pandalm_pairwise_with_a_cascade_judge(
     assert sorted(stages) == ["local", "local", "strong", "strong"]
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_hidden_distance_reads_the_local_judges_final_hidden_state(tiny_judge_dir: Path) -> None:
     from lm_eval_pandalm.wrappers.cascade import CascadeJudge
 

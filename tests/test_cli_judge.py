@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from lm_eval_pandalm.cli import main
 from lm_eval_pandalm.data.benchmarks import load_benchmark
 from lm_eval_pandalm.verdict_io import read_verdicts
@@ -15,6 +17,7 @@ def _write_pairs(path, items):
             handle.write(json.dumps(row) + "\n")
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_judge_writes_verdicts_that_replay_reproduces(tmp_path, capsys):
     bench = load_benchmark("pandalm")
     pairs, out = tmp_path / "pairs.jsonl", tmp_path / "verdicts.jsonl"
@@ -31,6 +34,7 @@ def test_judge_writes_verdicts_that_replay_reproduces(tmp_path, capsys):
     assert [v.winner for _, v in read_verdicts(again)] == [v.winner for _, v in written]
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_judge_reports_a_bad_pairs_file_by_line_and_field(tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"instruction": "q", "response1": "a", "response2": "b"}\n{"instruction": "q", "response1": 3}\n')

@@ -28,6 +28,7 @@ def run_meta(capsys, *args):
         ("replay:gpt-3.5-turbo", (0.7107, 0.5879, 0.5736, 0.5755)),
     ],
 )
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_pandalm_readme_table_is_reproduced(capsys, judge, figures):
     result = run_meta(capsys, "--benchmark", "pandalm", "--judge", judge, "--protocol", "pandalm-legacy")
     measured = tuple(round(result[k], 4) for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro"))
@@ -35,6 +36,7 @@ def test_pandalm_readme_table_is_reproduced(capsys, judge, figures):
     assert result["n"] == 999
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_first_order_keeps_unparsed_verdicts_apart(capsys):
     result = run_meta(capsys, "--benchmark", "pandalm", "--judge", "replay:gpt-3.5-turbo")
     assert result["failed"] == 25
@@ -64,6 +66,7 @@ def test_llmbar_statistics_are_reproduced(capsys, shared_data_dir, bench_name, j
     assert first["accuracy"] == pytest.approx(_percent(stats["correct_False"]), abs=5e-4)
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_paper_rule_turns_conflicts_into_ties(capsys):
     result = run_meta(capsys, "--benchmark", "llmbar-natural", "--judge", "replay:ChatGPT", "--protocol", "paper")
     # ChatGPT disagrees with itself across orders on 32 of the 100 Natural pairs; LLMBar has no tie labels.
@@ -71,11 +74,13 @@ def test_paper_rule_turns_conflicts_into_ties(capsys):
     assert result["positional_agreement"] == pytest.approx(0.68)
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_one_order_recordings_cannot_serve_both_orders(capsys):
     assert main(["meta", "--benchmark", "pandalm", "--judge", "replay:pandalm-7b", "--protocol", "both-orders"]) == 2
     assert "no recorded verdict" in capsys.readouterr().err.lower()
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_limit_and_human_readable_table(capsys):
     assert main(["meta", "--benchmark", "pandalm", "--judge", "replay:human", "--limit", "20"]) == 0
     out = capsys.readouterr().out
@@ -83,6 +88,7 @@ def test_limit_and_human_readable_table(capsys):
     assert re.search(r"^accuracy\s+1\.0000$", out, re.M)
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_unknown_benchmark_is_a_clear_error(capsys):
     assert main(["meta", "--benchmark", "llmbar-natrual", "--judge", "replay:human"]) == 2
     assert "llmbar-natural" in capsys.readouterr().err
@@ -100,6 +106,7 @@ def test_llmbar_equal_counts_two_failed_orders_as_agreeing(capsys, tmp_path):
     assert result.to_dict()["llmbar_equal"] == 1.0
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_meta_json_is_strict_json_and_says_what_failed(capsys):
     assert main(["meta", "--json", "--benchmark", "pandalm", "--judge", "replay:gpt-3.5-turbo"]) == 0
     out = capsys.readouterr().out.strip().splitlines()

@@ -138,6 +138,7 @@ def test_score_never_writes_into_the_generating_runs_folder(run, tmp_path, capsy
     assert len(list(run_folder.glob("results_*.json"))) == 1
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_score_reports_a_bad_samples_line(tmp_path, capsys):
     bad = tmp_path / "samples_mytask_2026-01-01T00-00-00.jsonl"
     bad.write_text('{"doc": {"instruction": "q"}, "resps": [["a"]]}\n{"doc": {"instruction": 3}, "resps": [["b"]]}\n')

@@ -67,6 +67,7 @@ def test_both_orders_average_the_two_orders_of_the_real_model(tiny_judge_dir, it
         assert j.combined.winner == expected
 
 
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_meta_cli_with_a_local_judge(tiny_judge_dir, tmp_path, capsys):
     cache = str(tmp_path / "c.sqlite")
     args = ["meta", "--benchmark", "llmbar-natural", "--judge", f"pandalm:{tiny_judge_dir}", "--limit", "4"]

@@ -62,6 +62,7 @@ def test_conflicting_recordings_of_one_pair_are_reported_with_their_ids(tmp_path
 @pytest.mark.parametrize(
     ("resps", "why"), [('"a plain string"', "plain string"), ('["flat", "list"]', "flat list")], ids=["str", "flat"]
 )
+@pytest.mark.usefixtures("shared_data_dir")  # its judge or benchmark reads the data mirror
 def test_score_refuses_resps_that_are_not_lists_of_generations(tmp_path: Path, capsys, resps: str, why: str) -> None:
     samples = tmp_path / "samples_mytask_2026-01-01T00-00-00.jsonl"
     good = {"doc": {"instruction": "q", "baseline": "b"}, "resps": [["an answer"]]}
