@@ -61,6 +61,8 @@ def resume_and_count(first: list[str], command: list[str], log: Path, cache: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     second = logged(log)
     rejudged = set(first) & set(second)
+    what = command[3] if command[1] == "-m" else "in-run filter"
+    print(f"{what}: killed after {len(set(first))} of {total} judged; {len(rejudged)} judged again on resume")
     assert len(rejudged) <= CHUNK, f"{len(rejudged)} items judged again after the kill"
     assert len(set(first) | set(second)) == total  # everything was judged, once or (at most a chunk) twice
     assert len(second) < total  # the re-run did not start from scratch
