@@ -129,6 +129,10 @@ class JudgeTrainingConfig(TrainingArguments):
             raise ValueError("model_name_or_path and train_file are required")
         # Trainer's column pruning applies to datasets.Dataset only; ours are lists of features.
         self.remove_unused_columns = False
+        # Under DDP, Trainer otherwise asks for find_unused_parameters, an extra pass over the autograd graph every
+        # step; every parameter of a judge (or every trainable one, with LoRA) takes part in each forward pass.
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = False
 
 
 def make_parser() -> HfArgumentParser:

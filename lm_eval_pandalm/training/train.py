@@ -158,8 +158,12 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
     output_dir = Path(str(config.output_dir))
     trainer.save_model(str(output_dir))
     figures: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step, **info}
+    rank, world = trainer.args.process_index, trainer.args.world_size
     if not trainer.is_world_process_zero():
+        # Trainer.save_model wrote the weights from the main process only; the rest is the main process's job too.
+        logger.info("process %d of %d: done; the main process saves and evaluates", rank, world)
         return figures
+    logger.info("process %d of %d: saving the judge to %s", rank, world, output_dir)
     tokenizer.save_pretrained(str(output_dir))
     summary = {**config_summary(config), "max_length": max_length, **info}
     (output_dir / "training_config.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
