@@ -24,7 +24,7 @@ from .config import JudgeTrainingConfig, config_summary, parse_config
 from .data import TrainingDataError, audit, augment, load_examples, split_by_instruction
 from .encoding import CLASSIFIER_LABELS, encode_classifier, encode_generative, setup_tokenizer
 
-__all__ = ["build_collator", "load_splits", "main", "train"]
+__all__ = ["attention_implementation", "build_collator", "load_splits", "main", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,19 @@ def build_collator(config: JudgeTrainingConfig, tokenizer: Any) -> Any:
         return DataCollatorWithPadding(tokenizer)
     if config.padding_free:
         # One row per batch; position ids restart at every example, which the attention uses to keep examples apart.
-        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+        # The examples' offsets (cu_seq_lens_*) let the packed SDPA and FlashAttention find them without a sync.
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100, return_flash_attn_kwargs=True)
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+
+
+def attention_implementation(config: JudgeTrainingConfig) -> str:
+    """The generative judge's ``attn_implementation`` for training (registering the packed SDPA when it is used)."""
+    from .packed_attention import PACKED_SDPA, register_packed_sdpa
+
+    name = config.attn_implementation or (PACKED_SDPA if config.padding_free else "sdpa")
+    if name == PACKED_SDPA:
+        register_packed_sdpa()
+    return name
 
 
 def _model_source(name: str) -> str:
@@ -82,7 +93,7 @@ def _load_model(config: JudgeTrainingConfig, tokenizer: Any) -> Any:
             pad_token_id=tokenizer.pad_token_id,
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(source, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(source, attn_implementation=attention_implementation(config))
     if config.use_lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
