@@ -2,7 +2,9 @@
 
 :func:`train` runs a whole :class:`~lm_eval_pandalm.training.config.JudgeTrainingConfig`; :func:`main` is the
 command line (``pandalm train``, ``python -m lm_eval_pandalm.training``), which runs unchanged under
-``accelerate launch`` (the Trainer reads the distributed environment; only the main process saves and evaluates).
+``accelerate launch`` (the Trainer reads the distributed environment; only the main process saves and evaluates;
+each process logs ``process I of N``). On CPU, ``accelerate launch --cpu --num_processes 2`` starts one process
+unless ``mpirun`` is installed; ``--multi_gpu --num_processes 2`` with ``use_cpu`` goes through torchrun (gloo).
 
 The output folder loads as a judge: ``pandalm:OUTPUT_DIR`` for the generative judge (a LoRA adapter folder
 included: the base model is named in its ``adapter_config.json``), ``classifier:OUTPUT_DIR`` for the classifier.
