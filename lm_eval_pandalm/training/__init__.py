@@ -5,8 +5,8 @@ imported by ``import lm_eval_pandalm``. Entry points: ``pandalm train`` and ``py
 both reading :class:`~lm_eval_pandalm.training.config.JudgeTrainingConfig` from flags and/or ``--config FILE.yaml``.
 
 Modules: :mod:`.data` (sources, audit, leak-free split, swap augmentation), :mod:`.encoding` (prompt + target
-tokens, loss mask, truncation policy), :mod:`.config`, :mod:`.train` (the run), :mod:`.calibration` (temperature
-scaling, ECE).
+tokens, loss mask, truncation policy), :mod:`.config`, :mod:`.train` (the run), :mod:`.packed_attention` (attention
+per example in padding-free batches), :mod:`.calibration` (temperature scaling, ECE).
 """
 
 from __future__ import annotations

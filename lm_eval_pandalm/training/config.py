@@ -89,6 +89,14 @@ class JudgeTrainingConfig(TrainingArguments):
             "None: on for the generative judge, off for the classifier (which cannot use it)."
         },
     )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "The model's attention: None: this package's packed SDPA for padding-free batches (attention per "
+            "example, no mask over the whole row; see training/packed_attention.py), 'sdpa' otherwise; or any name "
+            "transformers knows, e.g. 'flash_attention_2' on GPUs with flash-attn installed."
+        },
+    )
     conflicts: str = field(
         default="error",
         metadata={
@@ -125,10 +133,19 @@ class JudgeTrainingConfig(TrainingArguments):
             self.padding_free = self.judge_type == "generative"
         if self.padding_free and self.judge_type == "classifier":
             raise ValueError("padding_free cannot be used with judge_type classifier (it pools each row's last token)")
+        if self.padding_free and self.use_cache:
+            raise ValueError(
+                "padding_free cannot be used with use_cache true: with a cache, transformers' attention does not keep "
+                "the packed examples apart"
+            )
         if not self.model_name_or_path or not self.train_file:
             raise ValueError("model_name_or_path and train_file are required")
         # Trainer's column pruning applies to datasets.Dataset only; ours are lists of features.
         self.remove_unused_columns = False
+        # Under DDP, Trainer otherwise asks for find_unused_parameters, an extra pass over the autograd graph every
+        # step; every parameter of a judge (or every trainable one, with LoRA) takes part in each forward pass.
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = False
 
 
 def make_parser() -> HfArgumentParser:

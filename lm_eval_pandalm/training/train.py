@@ -2,7 +2,9 @@
 
 :func:`train` runs a whole :class:`~lm_eval_pandalm.training.config.JudgeTrainingConfig`; :func:`main` is the
 command line (``pandalm train``, ``python -m lm_eval_pandalm.training``), which runs unchanged under
-``accelerate launch`` (the Trainer reads the distributed environment; only the main process saves and evaluates).
+``accelerate launch`` (the Trainer reads the distributed environment; only the main process saves and evaluates;
+each process logs ``process I of N``). On CPU, ``accelerate launch --cpu --num_processes 2`` starts one process
+unless ``mpirun`` is installed; ``--multi_gpu --num_processes 2`` with ``use_cpu`` goes through torchrun (gloo).
 
 The output folder loads as a judge: ``pandalm:OUTPUT_DIR`` for the generative judge (a LoRA adapter folder
 included: the base model is named in its ``adapter_config.json``), ``classifier:OUTPUT_DIR`` for the classifier.
@@ -24,7 +26,7 @@ from .config import JudgeTrainingConfig, config_summary, parse_config
 from .data import TrainingDataError, audit, augment, load_examples, split_by_instruction
 from .encoding import CLASSIFIER_LABELS, encode_classifier, encode_generative, setup_tokenizer
 
-__all__ = ["build_collator", "load_splits", "main", "train"]
+__all__ = ["attention_implementation", "build_collator", "load_splits", "main", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,19 @@ def build_collator(config: JudgeTrainingConfig, tokenizer: Any) -> Any:
         return DataCollatorWithPadding(tokenizer)
     if config.padding_free:
         # One row per batch; position ids restart at every example, which the attention uses to keep examples apart.
-        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+        # The examples' offsets (cu_seq_lens_*) let the packed SDPA and FlashAttention find them without a sync.
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100, return_flash_attn_kwargs=True)
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+
+
+def attention_implementation(config: JudgeTrainingConfig) -> str:
+    """The generative judge's ``attn_implementation`` for training (registering the packed SDPA when it is used)."""
+    from .packed_attention import PACKED_SDPA, register_packed_sdpa
+
+    name = config.attn_implementation or (PACKED_SDPA if config.padding_free else "sdpa")
+    if name == PACKED_SDPA:
+        register_packed_sdpa()
+    return name
 
 
 def _model_source(name: str) -> str:
@@ -82,7 +95,7 @@ def _load_model(config: JudgeTrainingConfig, tokenizer: Any) -> Any:
             pad_token_id=tokenizer.pad_token_id,
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(source, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(source, attn_implementation=attention_implementation(config))
     if config.use_lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -158,8 +171,12 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
     output_dir = Path(str(config.output_dir))
     trainer.save_model(str(output_dir))
     figures: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step, **info}
+    rank, world = trainer.args.process_index, trainer.args.world_size
     if not trainer.is_world_process_zero():
+        # Trainer.save_model wrote the weights from the main process only; the rest is the main process's job too.
+        logger.info("process %d of %d: done; the main process saves and evaluates", rank, world)
         return figures
+    logger.info("process %d of %d: saving the judge to %s", rank, world, output_dir)
     tokenizer.save_pretrained(str(output_dir))
     summary = {**config_summary(config), "max_length": max_length, **info}
     (output_dir / "training_config.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
