@@ -75,3 +75,16 @@ def test_deepspeed_config_defers_to_the_training_config(path: Path) -> None:
     if stage == 3:
         # Without it, save_model writes ZeRO shards instead of weights a judge can load.
         assert config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+def test_every_judge_training_option_has_help_text() -> None:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from lm_eval_pandalm.training.config import JudgeTrainingConfig
+
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    own = [f for f in dataclasses.fields(JudgeTrainingConfig) if f.name not in inherited]
+    assert len(own) >= 10
+    assert [f.name for f in own if not str(f.metadata.get("help", "")).strip()] == []
