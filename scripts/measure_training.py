@@ -13,7 +13,7 @@ command is printed before it runs, with its wall time after. Takes tens of minut
 
 Usage::
 
-    python scripts/measure_training.py --workdir /tmp/measure [--items 1 2 3] [--first-rate 0.9]
+    python scripts/measure_training.py --workdir /tmp/measure [--items 1 2 3] [--first-rate 1.0]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, required=True, help="scratch folder (created)")
     parser.add_argument("--items", type=int, nargs="+", default=[1, 2, 3], choices=(1, 2, 3))
-    parser.add_argument("--first-rate", default="0.9", help="item 2: P(response 1 is better) in the training set")
+    parser.add_argument("--first-rate", default="1.0", help="item 2: P(response 1 is better) in the training set")
     args = parser.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
