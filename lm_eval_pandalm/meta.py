@@ -7,7 +7,7 @@ A *protocol* says how a judge is asked and how its verdicts become predictions:
   README was computed (its GPT-3.5 "garbage" answers fell into the tie class); use it only to reproduce that table.
 * ``both-orders``: each pair judged in both orders, probabilities averaged; also reports the accuracy averaged over
   every (item, order) judgment and the positional agreement between the two orders (LLMBar's ``correct_average`` and
-  ``equal``).
+  ``equal``), and the first-position preference rate (how often the judge picks the response it was shown first).
 * ``paper``: both orders, PandaLM's published rule: agreeing orders give their winner, conflicting orders give Tie.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .judge import Judge
-from .metrics import ClassificationReport, classification_report
+from .metrics import ClassificationReport, classification_report, first_position_rate
 from .types import Label, PairItem, Verdict, VerdictState
 
 __all__ = ["PROTOCOLS", "MetaResult", "evaluate_judge"]
@@ -49,6 +49,10 @@ class MetaResult:
     """Both-order protocols: LLMBar's own ``equal``: share of items whose two orders give the same answer, where two
     failed orders count as the same answer (unlike :attr:`positional_agreement`, where a failed order never
     agrees)."""
+    first_position_rate: float | None = None
+    """Both-order protocols: of the 2n presentations (each item in each order) whose verdict picks a side, the share
+    that picks the response shown first (ties and failed ones left out; ``None`` when none picks a side). 0.5 for a
+    judge that ignores the order, 1.0 for one that always picks the first slot."""
     outcomes: tuple[tuple[str, str | None], ...] = ()
     """``(state, error)`` of every final verdict, for :func:`~lm_eval_pandalm.failures.failure_summary`."""
 
@@ -62,6 +66,7 @@ class MetaResult:
             out["positional_agreement"] = self.positional_agreement
             out["accuracy_first_order"] = self.accuracy_first_order
             out["llmbar_equal"] = self.llmbar_equal
+            out["first_position_rate"] = self.first_position_rate
         return out
 
 
@@ -130,5 +135,8 @@ def evaluate_judge(judge: Judge, items: Sequence[PairItem], gold: Sequence[Label
         positional_agreement=sum(bool(j.consistent) for j in judgments) / n,
         accuracy_first_order=first_correct / n,
         llmbar_equal=sum(a == b for a, b in zip(first, second, strict=True)) / n,
+        # The swapped order's verdicts are mapped back to the original frame; flipped again, they are what the judge
+        # saw, where FIRST is the slot shown first.
+        first_position_rate=first_position_rate(first + [p.flipped() if p is not None else None for p in second]),
         outcomes=tuple((v.state.value, v.error) for v in combined),
     )

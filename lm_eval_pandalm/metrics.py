@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .types import Label
 
-__all__ = ["ClassificationReport", "classification_report"]
+__all__ = ["ClassificationReport", "classification_report", "first_position_rate"]
 
 FAILED = "failed"
 """Column name for failed judgments in a confusion matrix."""
@@ -91,3 +91,23 @@ def classification_report(gold: Sequence[Label], predicted: Sequence[Label | Non
         f1_macro=sum(f1s) / len(classes),
         confusion=confusion,
     )
+
+
+def first_position_rate(presented: Sequence[Label | None]) -> float | None:
+    """Share of the judgments that pick a side in which the side picked is the one shown first.
+
+    ``presented`` holds one prediction per presentation of a pair, in the frame the judge saw it (``FIRST`` is the
+    response shown first). Ties and failed judgments pick no side and are left out; ``None`` when none picks one.
+    Over both orders of every pair, a judge that ignores the order scores exactly 0.5 whatever the labels, and one
+    that always picks the first slot scores 1.0, which makes this the position bias on its own scale (positional
+    agreement mixes it with plain inconsistency).
+
+    >>> first_position_rate([Label.FIRST, Label.FIRST, Label.SECOND, Label.TIE, None])
+    0.6666666666666666
+    >>> first_position_rate([Label.TIE, None]) is None
+    True
+    """
+    sides = [p for p in presented if p is Label.FIRST or p is Label.SECOND]
+    if not sides:
+        return None
+    return sum(p is Label.FIRST for p in sides) / len(sides)

@@ -113,3 +113,22 @@ def test_meta_json_is_strict_json_and_says_what_failed(capsys):
     json.loads(out[-1], parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     summary = next(line for line in out if line.startswith("judged 999:"))
     assert "unparsed" in summary and "names no verdict" in summary
+
+
+def test_first_position_rate_measures_position_bias_in_both_orders():
+    """0.5 for a judge that ignores the order, 1.0 for one that always picks the slot shown first; in --json."""
+    from lm_eval_pandalm.meta import evaluate_judge
+    from lm_eval_pandalm.testing.fakes import FakeJudge, Fixed, PreferLonger
+    from lm_eval_pandalm.types import Label, PairItem
+
+    items = [PairItem(f"Q{i}", "a" * (i + 1), "b" * (5 - i)) for i in range(5)]  # item 2: equal lengths
+    gold = [Label.SECOND, Label.SECOND, Label.TIE, Label.FIRST, Label.FIRST]
+    fair = evaluate_judge(FakeJudge(PreferLonger()), items, gold, "both-orders")
+    assert fair.first_position_rate == 0.5 and fair.positional_agreement == 1.0
+    always_first = evaluate_judge(FakeJudge(Fixed(Label.FIRST)), items, gold, "both-orders")
+    assert always_first.first_position_rate == 1.0 and always_first.positional_agreement == 0.0
+    # A mild bias tips only the equal-length pair (slot 1 in both its orders); each other pair gives one of each.
+    mild = evaluate_judge(FakeJudge(PreferLonger(position_bias=0.5)), items, gold, "both-orders")
+    assert mild.first_position_rate == pytest.approx(6 / 10)
+    assert evaluate_judge(FakeJudge(), items, gold, "first-order").first_position_rate is None
+    assert mild.to_dict()["first_position_rate"] == pytest.approx(0.6)  # what `pandalm meta --json` prints

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lm_eval_pandalm.metrics import classification_report
+from lm_eval_pandalm.metrics import classification_report, first_position_rate
 from lm_eval_pandalm.types import Label
 
 F, S, T = Label.FIRST, Label.SECOND, Label.TIE
@@ -47,3 +47,11 @@ def test_length_mismatch_and_empty_input_are_errors():
         classification_report([F], [])
     with pytest.raises(ValueError, match="empty"):
         classification_report([], [])
+
+
+def test_first_position_rate_counts_side_picks_only():
+    assert first_position_rate([F, F, F, S]) == pytest.approx(0.75)
+    # Ties and failed judgments pick no side: they are neither first nor second.
+    assert first_position_rate([F, T, None, S]) == pytest.approx(0.5)
+    assert first_position_rate([T, None]) is None
+    assert first_position_rate([]) is None

@@ -7,6 +7,11 @@ cores. The full acceptance run (accuracy >= 0.90 after training) is examples/tra
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +130,63 @@ def test_resume_from_mid_run_checkpoint_equals_uninterrupted_run(workspace: Path
     assert resumed["global_step"] == whole["global_step"] == 6
     a, b = _weights(workspace / "whole"), _weights(workspace / "resumed")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_pandalm_train_killed_after_a_checkpoint_resumes_to_the_uninterrupted_run(workspace: Path) -> None:
+    """As a user meets it: `pandalm train` SIGKILLed once a checkpoint is written, then re-run with
+    --resume_from_checkpoint last, ends with the weights of a run that was never stopped. A newer checkpoint folder
+    left half-written by the kill is skipped, not loaded."""
+    from lm_eval_pandalm.cli import main as cli_main
+    from lm_eval_pandalm.training.train import last_complete_checkpoint
+
+    steps = ["--max_steps", "8", "--final_eval", "false"]
+    saving = ["--save_strategy", "steps", "--save_steps", "2"]
+    killed = workspace / "killed"
+    command = [sys.executable, "-m", "lm_eval_pandalm.cli", "train", *_args(workspace, "killed", *steps, *saving)]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while last_complete_checkpoint(killed) is None:
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {process.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no checkpoint within 240 s")
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL and not (killed / "model.safetensors").exists()
+    last = last_complete_checkpoint(killed)
+    assert last is not None and int(last.name.split("-")[1]) < 8
+    # What a kill while saving the next checkpoint leaves: its weights but not yet its trainer_state.json.
+    torn = killed / f"checkpoint-{int(last.name.split('-')[1]) + 2}"
+    torn.mkdir(exist_ok=True)
+    (torn / "trainer_state.json").unlink(missing_ok=True)
+    assert last_complete_checkpoint(killed) == last
+
+    assert cli_main(["train", *_args(workspace, "killed", *steps, *saving, "--resume_from_checkpoint", "last")]) == 0
+    # Saving changes nothing in the optimisation: the reference run saves no checkpoint.
+    whole = train(parse_config(_args(workspace, "never-killed", *steps, "--save_strategy", "no")))
+    assert whole["global_step"] == 8
+    a, b = _weights(workspace / "never-killed"), _weights(killed)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_resume_needs_a_complete_checkpoint(tmp_path: Path) -> None:
+    from lm_eval_pandalm.config import ConfigError
+    from lm_eval_pandalm.training.train import last_complete_checkpoint
+
+    (tmp_path / "checkpoint-4").mkdir()  # torn: no trainer_state.json
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_complete_checkpoint(tmp_path) is None and last_complete_checkpoint(tmp_path / "absent") is None
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2/trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-10").mkdir()
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"  # numeric order, torn ones skipped
+    config = parse_config(["--model_name_or_path", "m", "--train_file", "t.jsonl", "--output_dir", str(tmp_path / "o"),
+                           "--resume_from_checkpoint", "last"])  # fmt: skip
+    with pytest.raises(ConfigError, match="no complete checkpoint-N folder"):
+        train(config)
 
 
 def test_pandalm_train_command_line(workspace: Path, tmp_path: Path) -> None:

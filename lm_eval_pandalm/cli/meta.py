@@ -19,7 +19,8 @@ Meta-evaluate a judge: judge every pair of a human-labelled benchmark and compar
 Prints a table; with --json also one JSON object with every figure on the last line. Protocols:
   first-order     each pair judged once, in the benchmark's order
   pandalm-legacy  first order, unparsed counted as Tie (only to reproduce PandaLM's README table)
-  both-orders     both orders, probabilities averaged (LLMBar's correct_average and equal also reported)
+  both-orders     both orders, probabilities averaged (LLMBar's correct_average and equal also reported, and
+                  first_position_rate: how often the judge picks the response shown first)
   paper           both orders, PandaLM's rule: a conflict between the orders is a Tie
 
 Example:
@@ -99,6 +100,7 @@ def print_table(summary: dict[str, Any]) -> None:
         "f1_macro",
         "accuracy_order_avg",
         "positional_agreement",
+        "first_position_rate",
     ):
         if summary.get(key) is not None:
             rows.append((key, f"{summary[key]:.4f}"))

@@ -19,7 +19,7 @@ The output folder loads as a judge: pandalm:OUTPUT_DIR (generative, LoRA adapter
 classifier:OUTPUT_DIR. Multi-GPU: accelerate launch -m lm_eval_pandalm.training --config ... (same options).
 
 Example:
-  python -m lm_eval_pandalm.testing.synthetic data/
+  python -m lm_eval_pandalm.testing.synthetic data/ --train 6000
   pandalm train --config examples/train-tiny.yaml --output_dir out/tiny-judge
   pandalm meta --benchmark file:data/test.jsonl --judge pandalm:out/tiny-judge --json"""
 

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config import ConfigError
 from ..data.training_format import TrainingExample
 from .config import JudgeTrainingConfig, config_summary, parse_config
 from .data import TrainingDataError, audit, augment, load_examples, split_by_instruction
 from .encoding import CLASSIFIER_LABELS, encode_classifier, encode_generative, setup_tokenizer
 
-__all__ = ["attention_implementation", "build_collator", "load_splits", "main", "train"]
+__all__ = ["attention_implementation", "build_collator", "last_complete_checkpoint", "load_splits", "main", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,44 @@ def load_splits(config: JudgeTrainingConfig) -> tuple[list[TrainingExample], lis
         train_examples, held = split_by_instruction(examples, config.test_fraction, seed=config.seed)
     info.update(n_train=len(train_examples), n_held_out=len(held))
     return train_examples, held, info
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The highest-numbered ``checkpoint-N`` folder of ``output_dir`` that the Trainer finished writing.
+
+    The Trainer writes ``trainer_state.json`` last and not atomically, so a run killed while saving leaves a newest
+    folder without it, from which ``Trainer.train(resume_from_checkpoint=True)`` would fail; such folders are skipped
+    (and logged). ``None`` when there is no complete checkpoint.
+    """
+    folder = Path(output_dir)
+    numbered = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
+        suffix = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return path
+        logger.warning("skipping %s: incomplete (no trainer_state.json; the run was stopped while saving it)", path)
+    return None
+
+
+def _resume_target(config: JudgeTrainingConfig) -> str | None:
+    """The checkpoint ``resume_from_checkpoint`` names: a folder as given, or for ``true``/``last`` the newest
+    complete one in ``output_dir``."""
+    resume = config.resume_from_checkpoint
+    if resume is None or (isinstance(resume, str) and resume.lower() in ("", "false", "none")):
+        return None
+    if isinstance(resume, str) and resume.lower() not in ("true", "last"):
+        return resume
+    found = last_complete_checkpoint(str(config.output_dir))
+    if found is None:
+        raise ConfigError(
+            f"resume_from_checkpoint {resume}: no complete checkpoint-N folder in {config.output_dir}; start without "
+            "it, or name a checkpoint folder"
+        )
+    logger.info("resuming from %s", found)
+    return str(found)
 
 
 def build_collator(config: JudgeTrainingConfig, tokenizer: Any) -> Any:
@@ -146,6 +185,7 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
     """
     from transformers import AutoTokenizer, Trainer
 
+    resume = _resume_target(config)  # before any work: a missing checkpoint is the user's to fix
     train_examples, held, info = load_splits(config)
     tokenizer = setup_tokenizer(AutoTokenizer.from_pretrained(_model_source(config.model_name_or_path)))
     model = _load_model(config, tokenizer)
@@ -164,9 +204,6 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
         data_collator=build_collator(config, tokenizer),
         processing_class=tokenizer,
     )
-    resume: str | bool | None = config.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("true", "last"):
-        resume = True
     result = trainer.train(resume_from_checkpoint=resume)
     output_dir = Path(str(config.output_dir))
     trainer.save_model(str(output_dir))
