@@ -42,3 +42,19 @@ def tiny_judge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lm_eval_pandalm.testing.tiny_models import build_tiny_judge
 
     return build_tiny_judge(tmp_path_factory.mktemp("tiny") / "judge")
+
+
+@pytest.fixture(scope="session")
+def training_workspace(tmp_path_factory: pytest.TempPathFactory):
+    """A factory ``(name, n_train, n_test) -> folder`` holding ``base/`` (a tiny random PandaLM-format judge to train)
+    and ``data/`` (``train.jsonl`` and ``test.jsonl`` of the synthetic learnable pairs)."""
+    from lm_eval_pandalm.testing.synthetic import main as synthetic_main
+    from lm_eval_pandalm.testing.tiny_models import build_tiny_judge
+
+    def make(name: str, n_train: int, n_test: int) -> Path:
+        root = tmp_path_factory.mktemp(name)
+        build_tiny_judge(root / "base")
+        synthetic_main([str(root / "data"), "--train", str(n_train), "--test", str(n_test)])
+        return root
+
+    return make

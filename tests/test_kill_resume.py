@@ -12,10 +12,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
+from lm_eval_pandalm.testing.processes import sigkill_when
 
 CHUNK = 4
 TIMEOUT_S = 240
@@ -43,16 +42,7 @@ def logged(log: Path) -> list[str]:
 def kill_when_judging(command: list[str], log: Path, cache: Path, after: int) -> None:
     """Start ``command`` and SIGKILL it once ``after`` items are logged as judged."""
     process = subprocess.Popen(command, env=env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + TIMEOUT_S
-    while len(logged(log)) < after:
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed: {process.stderr.read().decode()[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the run judged too slowly to be killed in time")
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    sigkill_when(process, lambda: len(logged(log)) >= after, timeout_s=TIMEOUT_S, poll_s=0.02)
     assert process.returncode == -signal.SIGKILL
 
 

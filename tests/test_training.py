@@ -11,14 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("peft")
 
-from lm_eval_pandalm.testing.synthetic import main as synthetic_main
 from lm_eval_pandalm.training.config import parse_config
 from lm_eval_pandalm.training.train import train
 
@@ -29,13 +27,8 @@ _COMMON = [
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lm_eval_pandalm.testing.tiny_models import build_tiny_judge
-
-    root = tmp_path_factory.mktemp("training")
-    build_tiny_judge(root / "base")
-    synthetic_main([str(root / "data"), "--train", "64", "--test", "24"])
-    return root
+def workspace(training_workspace) -> Path:
+    return training_workspace("training", 64, 24)
 
 
 def _args(ws: Path, out: str, *extra: str) -> list[str]:
@@ -137,6 +130,7 @@ def test_pandalm_train_killed_after_a_checkpoint_resumes_to_the_uninterrupted_ru
     --resume_from_checkpoint last, ends with the weights of a run that was never stopped. A newer checkpoint folder
     left half-written by the kill is skipped, not loaded."""
     from lm_eval_pandalm.cli import main as cli_main
+    from lm_eval_pandalm.testing.processes import sigkill_when
     from lm_eval_pandalm.training.train import last_complete_checkpoint
 
     steps = ["--max_steps", "8", "--final_eval", "false"]
@@ -145,16 +139,7 @@ def test_pandalm_train_killed_after_a_checkpoint_resumes_to_the_uninterrupted_ru
     command = [sys.executable, "-m", "lm_eval_pandalm.cli", "train", *_args(workspace, "killed", *steps, *saving)]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while last_complete_checkpoint(killed) is None:
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be killed: {process.stderr.read().decode()[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("no checkpoint within 240 s")
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    sigkill_when(process, lambda: last_complete_checkpoint(killed) is not None)
     assert process.returncode == -signal.SIGKILL and not (killed / "model.safetensors").exists()
     last = last_complete_checkpoint(killed)
     assert last is not None and int(last.name.split("-")[1]) < 8

@@ -17,17 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_pandalm.testing.synthetic import main as synthetic_main
-
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lm_eval_pandalm.testing.tiny_models import build_tiny_judge
-
-    root = tmp_path_factory.mktemp("ddp")
-    build_tiny_judge(root / "base")
-    synthetic_main([str(root / "data"), "--train", "32", "--test", "8"])
-    return root
+def workspace(training_workspace) -> Path:
+    return training_workspace("ddp", 32, 8)
 
 
 def _launch(ws: Path, out: Path) -> subprocess.CompletedProcess[str]:
