@@ -12,13 +12,13 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import PandaLMError
 
-__all__ = ["ConfigError", "dataclass_from_mapping", "load_yaml_mapping"]
+__all__ = ["ConfigError", "dataclass_from_mapping", "load_yaml_mapping", "refuse_unknown_keys"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,21 @@ def _check_type(value: Any, annotation: Any) -> bool:
     return True
 
 
+def refuse_unknown_keys(
+    data: Mapping[str, Any], valid: Collection[str], source: str, *, owner: str | None = None
+) -> None:
+    """Raise :class:`ConfigError` for the first key of ``data`` not in ``valid``, with the closest valid key and the
+    full list (``owner``, e.g. the config class, is named in the message)."""
+    for key in data:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), list(valid), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            where = f" for {owner}" if owner else ""
+            raise ConfigError(
+                f"{source}: unknown option {key!r}{where}.{hint} Valid options: {', '.join(sorted(valid))}"
+            )
+
+
 def dataclass_from_mapping(cls: type[T], data: Mapping[str, Any], *, source: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and values of the wrong type.
 
@@ -111,13 +126,8 @@ def dataclass_from_mapping(cls: type[T], data: Mapping[str, Any], *, source: str
     """
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
+    refuse_unknown_keys(data, fields, source, owner=cls.__name__)
     for key, value in data.items():
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"{source}: unknown option {key!r} for {cls.__name__}.{hint} Valid options: {', '.join(sorted(fields))}"
-            )
         if not _check_type(value, hints[key]):
             raise ConfigError(f"{source}: option {key!r} = {value!r} is not of type {hints[key]}")
     try:

@@ -42,19 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def training_record(item: Any, verdict: Any) -> dict[str, Any]:
     """One line of PandaLM's training format for ``item`` judged ``verdict`` (which must be usable)."""
-    return {
-        "inputs": {
-            "instruction": item.instruction,
-            "input": item.input,
-            "response1": item.response1,
-            "response2": item.response2,
-        },
-        "outputs": {
-            "evaluation_result": verdict.winner.value,
-            "evaluation_reason": (verdict.reason or verdict.raw or "").strip(),
-            "reference_response": (verdict.reference or "").strip(),
-        },
-    }
+    from ..data.training_format import training_record as record
+
+    reason = (verdict.reason or verdict.raw or "").strip()
+    return record(item, verdict.winner, reason, (verdict.reference or "").strip())
 
 
 def run(args: argparse.Namespace) -> int:

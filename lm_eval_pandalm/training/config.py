@@ -13,14 +13,13 @@ must be those the judge scores, and truncation must never cut them), and with th
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..config import ConfigError, load_yaml_mapping
+from ..config import ConfigError, load_yaml_mapping, refuse_unknown_keys
 from .data import CONFLICT_POLICIES
 from .encoding import TRUNCATION_POLICIES
 
@@ -173,14 +172,8 @@ def parse_config(argv: Sequence[str] | None = None) -> JudgeTrainingConfig:
     parser = make_parser()
     if yaml_path is not None:
         data = load_yaml_mapping(yaml_path)
-        valid = [f.name for f in fields(JudgeTrainingConfig) if f.init]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"{yaml_path}: unknown option {unknown[0]!r}.{hint} Valid options: {', '.join(sorted(valid))}"
-            )
+        valid = {f.name for f in fields(JudgeTrainingConfig) if f.init}
+        refuse_unknown_keys(dict(sorted(data.items())), valid, yaml_path)  # the alphabetically first unknown key
         # Paths in the YAML are relative to the working directory, as those given as flags are.
         parser.set_defaults(**data)
         # Options the YAML gives are no longer required on the command line.
