@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 from ..prompt import build_prompt, template_hash
 from ..types import PairItem, Verdict, VerdictState
 
-__all__ = ["CALIBRATION_FILE", "ClassifierJudge", "ClassifierJudgeConfig"]
+__all__ = ["CALIBRATION_FILE", "ClassifierJudge", "ClassifierJudgeConfig", "scaled_softmax"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +119,13 @@ class ClassifierJudge:
 
     def logits(self, items: Sequence[PairItem]) -> list[list[float] | None]:
         """Raw logits per item (``None`` where the prompt does not fit and truncation is off)."""
+        return self._logits_and_lengths(items)[0]
+
+    def _logits_and_lengths(self, items: Sequence[PairItem]) -> tuple[list[list[float] | None], list[int]]:
+        """Raw logits per item (``None`` where the prompt does not fit) and each prompt's length in tokens."""
         import torch
 
-        from .pandalm_local import _special_prefix
+        from .pandalm_local import _special_prefix, plan_batches
 
         prefix = _special_prefix(self.tokenizer)
         ids = [
@@ -134,37 +140,34 @@ class ClassifierJudge:
             if len(ids[i]) <= self.max_length:
                 fits.append(i)
         model = self.model
+        device = next(model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        fits.sort(key=lambda i: -len(ids[i]))
-        size = self.config.max_batch_size
+        # Longest first, at most max_batch_size prompts per forward pass (no token budget).
+        batches = plan_batches([len(ids[i]) for i in fits], sys.maxsize, self.config.max_batch_size)
         with torch.inference_mode():
-            for start in range(0, len(fits), size):
-                batch = fits[start : start + size]
+            for positions in batches:
+                batch = [fits[p] for p in positions]
                 width = max(len(ids[i]) for i in batch)
                 input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for r, i in enumerate(batch):
                     input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
                     mask[r, : len(ids[i])] = 1
-                device = next(model.parameters()).device
                 logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
                 for r, i in enumerate(batch):
                     out[i] = logits[r].tolist()
-        self._lengths = [len(row) for row in ids]
-        return out
+        return out, [len(row) for row in ids]
 
     def __call__(self, items: Sequence[PairItem]) -> list[Verdict]:
         """One verdict per item: softmax(logits / temperature) over (1, 2, Tie)."""
-        import math
-
         items = list(items)
         if not items:
             return []
         start = time.perf_counter()
-        rows = self.logits(items)
+        rows, lengths = self._logits_and_lengths(items)
         latency = (time.perf_counter() - start) / len(items)
         verdicts = []
-        for row, n in zip(rows, self._lengths, strict=True):
+        for row, n in zip(rows, lengths, strict=True):
             if row is None:
                 verdicts.append(
                     Verdict.failed(
@@ -176,13 +179,24 @@ class ClassifierJudge:
                     )
                 )
                 continue
-            scaled = [v / self.temperature for v in row]
-            top = max(scaled)
-            probs = [math.exp(v - top) for v in scaled]
+            probs = scaled_softmax(row, self.temperature)
             verdicts.append(
                 Verdict.from_probs(self.judge_id, *probs, prompt_tokens=n, completion_tokens=0, latency_s=latency)
             )
         return verdicts
+
+
+def scaled_softmax(logits: Sequence[float], temperature: float) -> list[float]:
+    """``softmax(logits / temperature)``: the classifier judge's verdict probabilities.
+
+    >>> [round(p, 3) for p in scaled_softmax([2.0, 0.0, 0.0], 2.0)]
+    [0.576, 0.212, 0.212]
+    """
+    scaled = [v / temperature for v in logits]
+    top = max(scaled)
+    weights = [math.exp(v - top) for v in scaled]
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 def _saved_temperature(model: str) -> float:

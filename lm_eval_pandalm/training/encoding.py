@@ -67,12 +67,11 @@ def _prefix(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 def _shorten(tokenizer: PreTrainedTokenizerBase, ex: TrainingExample, excess: int) -> TrainingExample | None:
     """``ex`` with the longer response cut by about ``excess`` tokens from its end; ``None`` when nothing is left."""
     item = ex.item
-    lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in (item.response1, item.response2)]
-    which = 0 if lengths[0] >= lengths[1] else 1
-    if lengths[which] == 0:
+    both = [tokenizer(r, add_special_tokens=False)["input_ids"] for r in (item.response1, item.response2)]
+    which = 0 if len(both[0]) >= len(both[1]) else 1
+    ids = both[which]
+    if not ids:
         return None
-    text = (item.response1, item.response2)[which]
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     cut = str(tokenizer.decode(ids[: max(0, len(ids) - excess)], skip_special_tokens=True))
     new = replace(item, response1=cut) if which == 0 else replace(item, response2=cut)
     return replace(ex, item=new)
@@ -114,6 +113,27 @@ def _fit(
     raise TrainingDataError(f"{ex.source}: row {ex.row}: could not fit the example into max_length {max_length}")
 
 
+def _encode_each(
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[tuple[TrainingExample, str]],
+    max_length: int,
+    truncation: str,
+    eos: bool,
+) -> list[tuple[TrainingExample, list[int], int]]:
+    """``(example, ids, prompt length)`` per ``(example, target)`` that the policy keeps; the dropped are logged."""
+    if truncation not in TRUNCATION_POLICIES:
+        raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES}, got {truncation!r}")
+    kept = []
+    for ex, target in rows:
+        fitted = _fit(tokenizer, ex, target, max_length, truncation, eos=eos)
+        if fitted is not None:
+            kept.append((ex, *fitted))
+    if len(kept) < len(rows):
+        dropped = len(rows) - len(kept)
+        logger.warning("dropped %d of %d examples longer than max_length %d", dropped, len(rows), max_length)
+    return kept
+
+
 def encode_generative(
     tokenizer: PreTrainedTokenizerBase,
     examples: Sequence[tuple[TrainingExample, bool]],
@@ -125,19 +145,11 @@ def encode_generative(
     Raises:
         TrainingDataError: See the module's truncation policy.
     """
-    if truncation not in TRUNCATION_POLICIES:
-        raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES}, got {truncation!r}")
-    features, dropped = [], 0
-    for ex, keep_ref in examples:
-        fitted = _fit(tokenizer, ex, target_text(ex, keep_ref), max_length, truncation, eos=True)
-        if fitted is None:
-            dropped += 1
-            continue
-        ids, n_prompt = fitted
-        features.append({"input_ids": ids, "labels": [-100] * n_prompt + ids[n_prompt:]})
-    if dropped:
-        logger.warning("dropped %d of %d examples longer than max_length %d", dropped, len(examples), max_length)
-    return features
+    rows = [(ex, target_text(ex, keep_ref)) for ex, keep_ref in examples]
+    return [
+        {"input_ids": ids, "labels": [-100] * n_prompt + ids[n_prompt:]}
+        for _, ids, n_prompt in _encode_each(tokenizer, rows, max_length, truncation, eos=True)
+    ]
 
 
 def encode_classifier(
@@ -147,15 +159,5 @@ def encode_classifier(
     truncation: str = "responses",
 ) -> list[dict[str, Any]]:
     """``{"input_ids", "labels"}`` per example for the classifier: the prompt only, the label as a class index."""
-    if truncation not in TRUNCATION_POLICIES:
-        raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES}, got {truncation!r}")
-    features, dropped = [], 0
-    for ex in examples:
-        fitted = _fit(tokenizer, ex, "", max_length, truncation, eos=False)
-        if fitted is None:
-            dropped += 1
-            continue
-        features.append({"input_ids": fitted[0], "labels": CLASSIFIER_LABELS.index(ex.label.value)})
-    if dropped:
-        logger.warning("dropped %d of %d examples longer than max_length %d", dropped, len(examples), max_length)
-    return features
+    fitted = _encode_each(tokenizer, [(ex, "") for ex in examples], max_length, truncation, eos=False)
+    return [{"input_ids": ids, "labels": CLASSIFIER_LABELS.index(ex.label.value)} for ex, ids, _ in fitted]

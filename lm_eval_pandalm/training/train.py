@@ -61,13 +61,9 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     folder without it, from which ``Trainer.train(resume_from_checkpoint=True)`` would fail; such folders are skipped
     (and logged). ``None`` when there is no complete checkpoint.
     """
-    folder = Path(output_dir)
-    numbered = []
-    for path in folder.glob("checkpoint-*") if folder.is_dir() else ():
-        suffix = path.name.removeprefix("checkpoint-")
-        if path.is_dir() and suffix.isdigit():
-            numbered.append((int(suffix), path))
-    for _, path in sorted(numbered, reverse=True):
+    from transformers.trainer_utils import sort_checkpoints
+
+    for path in map(Path, reversed(sort_checkpoints(str(output_dir)))):
         if (path / "trainer_state.json").is_file():
             return path
         logger.warning("skipping %s: incomplete (no trainer_state.json; the run was stopped while saving it)", path)
@@ -164,15 +160,12 @@ def _encode(
     *,
     augmented: bool,
 ) -> list[dict[str, Any]]:
+    swap = config.swap_aug_ratio if augmented else 0.0
+    # The classifier sees the prompt only: there is no reference in its input to drop.
+    ref_drop = config.ref_drop_ratio if augmented and config.judge_type != "classifier" else 0.0
+    pairs = augment(examples, swap, ref_drop, seed=config.seed)
     if config.judge_type == "classifier":
-        pairs = augment(examples, config.swap_aug_ratio if augmented else 0.0, 0.0, seed=config.seed)
         return encode_classifier(tokenizer, [ex for ex, _ in pairs], max_length, config.truncation)
-    pairs = augment(
-        examples,
-        config.swap_aug_ratio if augmented else 0.0,
-        config.ref_drop_ratio if augmented else 0.0,
-        seed=config.seed,
-    )
     return encode_generative(tokenizer, pairs, max_length, config.truncation)
 
 
@@ -227,9 +220,7 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
 
 def _calibrate(output_dir: Path, held: Sequence[TrainingExample], config: JudgeTrainingConfig) -> dict[str, Any]:
     """Fit the temperature on half of the held-out instructions, report ECE on the other half; save it."""
-    import math
-
-    from ..judges.classifier import CALIBRATION_FILE, ClassifierJudge, ClassifierJudgeConfig
+    from ..judges.classifier import CALIBRATION_FILE, ClassifierJudge, ClassifierJudgeConfig, scaled_softmax
     from .calibration import expected_calibration_error, fit_temperature
 
     judge = ClassifierJudge(ClassifierJudgeConfig(model=str(output_dir), temperature=1.0))
@@ -246,12 +237,7 @@ def _calibrate(output_dir: Path, held: Sequence[TrainingExample], config: JudgeT
     temperature = fit_temperature([r for r, _ in parts["fit"]], [y for _, y in parts["fit"]])
 
     def probs(rows: list[tuple[list[float], int]], t: float) -> list[list[float]]:
-        out = []
-        for row, _ in rows:
-            top = max(v / t for v in row)
-            e = [math.exp(v / t - top) for v in row]
-            out.append([v / sum(e) for v in e])
-        return out
+        return [scaled_softmax(row, t) for row, _ in rows]
 
     labels = [y for _, y in parts["report"]]
     figures.update(
