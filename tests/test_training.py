@@ -112,6 +112,16 @@ def test_classifier_trains_calibrates_and_is_scored_by_meta(workspace: Path, cap
     assert result["n"] == 24 and result["failed"] == 0
 
 
+def test_the_same_config_trains_the_same_classifier_and_adapter(workspace: Path) -> None:
+    # The classifier's head and LoRA's adapters are new weights: they must come from the config's seed too.
+    for extra in (["--judge_type", "classifier"], ["--use_lora", "true", "--lora_r", "4"]):
+        for run in ("a", "b"):
+            args = [*extra, "--max_steps", "1", "--learning_rate", "0", "--final_eval", "false"]
+            train(parse_config(_args(workspace, f"seeded-{extra[1]}-{run}", *args)))
+        a, b = (_weights(workspace / f"seeded-{extra[1]}-{run}") for run in ("a", "b"))
+        assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a), extra
+
+
 def test_resume_from_mid_run_checkpoint_equals_uninterrupted_run(workspace: Path) -> None:
     steps = ["--max_steps", "6", "--final_eval", "false", "--save_strategy", "steps", "--save_steps", "3"]
     whole = train(parse_config(_args(workspace, "whole", *steps)))

@@ -176,11 +176,14 @@ def train(config: JudgeTrainingConfig) -> dict[str, Any]:
         TrainingDataError: The data cannot be used (conflicts, examples that cannot fit, a leaking eval file).
         BenchmarkFormatError: A row is malformed (file, row and field named).
     """
-    from transformers import AutoTokenizer, Trainer
+    from transformers import AutoTokenizer, Trainer, set_seed
 
     resume = _resume_target(config)  # before any work: a missing checkpoint is the user's to fix
     train_examples, held, info = load_splits(config)
     tokenizer = setup_tokenizer(AutoTokenizer.from_pretrained(_model_source(config.model_name_or_path)))
+    # The classifier's new head and LoRA's adapters are initialised when the model is built, before the Trainer
+    # seeds anything: seed here, so that the same config gives the same judge.
+    set_seed(config.seed)
     model = _load_model(config, tokenizer)
     max_length = _max_length(config, model)
     train_features = _encode(config, tokenizer, train_examples, max_length, augmented=True)
